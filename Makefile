@@ -1,0 +1,33 @@
+# storyhash — the newcomer's path is `make study` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PARAMS ?= params/default.yaml
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup study test bench data-davis clean-cache
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)  ## create .venv and install the pinned dependencies
+
+study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.yaml)
+	$(BIN)/storyhash study --params $(PARAMS)
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest -q -n 2
+
+bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED)
+	$(BIN)/python bench/transforms.py
+
+data-davis: $(STAMP)  ## download and unpack DAVIS-2017 trainval 480p into data/davis
+	$(BIN)/storyhash data davis --root data/davis
+
+clean-cache:  ## delete the artifact cache (.cache/storyhash)
+	rm -rf .cache/storyhash

@@ -1,0 +1,91 @@
+"""Content-keyed artifact store with atomic writes.
+
+Every artifact lives at ``<root>/<kind>/<key[:2]>/<key><suffix>`` where ``key`` is a
+SHA-256 over everything that determines the artifact's content (the source's bytes,
+the producing spec, a stage version). An entry exists only once it is complete: writers
+produce a temporary file beside the final path and ``os.replace`` it into place, so a
+killed run never leaves a partial entry and concurrent writers of the same key are safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_digest(path: str | Path) -> str:
+    """Digest of a video's content: a file's bytes, or a frame folder's names and bytes."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path)
+    h = hashlib.sha256()
+    for frame in sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES):
+        h.update(frame.name.encode())
+        h.update(file_digest(frame).encode())
+    return h.hexdigest()
+
+
+def spec_key(**parts: Any) -> str:
+    """A stable key for a JSON-serialisable description of an artifact."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; move it into place only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex}.tmp{final.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class ArtifactCache:
+    """Maps (kind, key, suffix) to a path under one root directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str, suffix: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}{suffix}"
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a directory; if another writer finished first, keep theirs."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,115 @@
+"""``storyhash`` command line: run the study, make data, apply transforms."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import StoryHashError
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .params import load_params
+    from .study import run_study
+
+    out = run_study(load_params(args.params))
+    print(f"study written to {out}")
+
+
+def _transforms(args: argparse.Namespace) -> None:
+    from .transforms import PAPER_TRANSFORMS, filters
+
+    for t in PAPER_TRANSFORMS.values():
+        print(f"{t.name:14s} {t.family:11s} crf={t.crf:<3d} {filters(t)}")
+
+
+def _transform(args: argparse.Namespace) -> None:
+    from .transforms import apply_transform, resolve
+
+    for t in resolve(args.name):
+        out = Path(args.out) / f"{Path(args.src).stem}@{t.name}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        apply_transform(Path(args.src), t, out, args.folder_fps)
+        print(out)
+
+
+def _synthetic(args: argparse.Namespace) -> None:
+    from .synthetic import SyntheticSpec, generate_corpus
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise StoryHashError(f"{out} is not empty (choose a new folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    spec = SyntheticSpec(n_videos=args.n_videos, seed=args.seed)
+    print(generate_corpus(spec, out))
+
+
+def _davis(args: argparse.Namespace) -> None:
+    from .download import fetch_davis
+
+    print(f"DAVIS root: {fetch_davis(Path(args.root), args.url, args.sha256)}")
+
+
+def _manifest(args: argparse.Namespace) -> None:
+    from .corpus import scan_directory, write_manifest
+
+    videos = scan_directory(args.folder, args.fps, args.collection)
+    out = Path(args.out) if args.out else Path(args.folder) / "manifest.csv"
+    write_manifest(videos, out)
+    print(f"{len(videos)} videos -> {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .download import DAVIS_2017_URL
+
+    p = argparse.ArgumentParser(prog="storyhash", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("study", help="run the study for a params file")
+    s.add_argument("--params", default="params/default.yaml", help="YAML params (default: %(default)s)")
+    s.set_defaults(fn=_study)
+
+    s = sub.add_parser("transforms", help="list the paper's 14 transforms and their ffmpeg filters")
+    s.set_defaults(fn=_transforms)
+
+    s = sub.add_parser("transform", help="apply named transforms to one video or frame folder")
+    s.add_argument("src", help="video file or frame folder")
+    s.add_argument("name", nargs="+", help="transform names, 'paper' for all 14, or rotate_<deg>")
+    s.add_argument("--out", default=".", help="output folder (default: current)")
+    s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
+    s.set_defaults(fn=_transform)
+
+    data = sub.add_parser("data", help="make or fetch a corpus").add_subparsers(dest="what", required=True)
+    s = data.add_parser("synthetic", help="write the embedded synthetic corpus to a folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n-videos", type=int, default=12)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=_synthetic)
+    s = data.add_parser("davis", help="download and unpack DAVIS-2017 trainval 480p (resumable)")
+    s.add_argument("--root", default="data/davis", help="download folder (default: %(default)s)")
+    s.add_argument("--url", default=DAVIS_2017_URL, help="archive URL (default: the official one)")
+    s.add_argument("--sha256", default=None, help="expected SHA-256 of the archive, if known")
+    s.set_defaults(fn=_davis)
+
+    s = sub.add_parser("manifest", help="scan a DAVIS root or folder of clips into a manifest.csv")
+    s.add_argument("folder")
+    s.add_argument("--out", help="manifest path (default: <folder>/manifest.csv)")
+    s.add_argument("--fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
+    s.add_argument("--collection", default="", help="collection name for every video")
+    s.set_defaults(fn=_manifest)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except StoryHashError as exc:
+        print(f"storyhash: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

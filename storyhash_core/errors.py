@@ -1,0 +1,37 @@
+"""Errors that carry a one-line message naming the input and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StoryHashError(Exception):
+    """Base class: an input problem the user can fix; the message is one line."""
+
+
+class VideoReadError(StoryHashError):
+    """A video or frame folder cannot be read."""
+
+    def __init__(self, path: str | Path, reason: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        message = f"cannot read video {self.path}: {reason}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class ManifestError(StoryHashError):
+    """A manifest or a directory scan does not describe a usable corpus."""
+
+
+class TransformError(StoryHashError):
+    """ffmpeg failed to produce a transformed video."""
+
+
+class ParamsError(StoryHashError):
+    """A parameter file is missing, malformed or has unknown keys."""
+
+
+class DownloadError(StoryHashError):
+    """A download failed, or its result does not match the expected size or checksum."""

@@ -1,0 +1,71 @@
+"""One way to run per-video work in parallel: tasks on a ``dask.distributed`` client.
+
+On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address
+it is an existing cluster. :func:`run_batch` submits one task per item, shows a
+progress bar, and returns every result and every failure (with its error) — nothing
+is silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from dask.distributed import Client, LocalCluster, as_completed
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+
+class ClusterConfig(BaseModel):
+    """Where tasks run: ``address`` of a scheduler, or a local cluster of this shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    address: str | None = None
+    n_workers: int | None = Field(None, ge=1)  # None: one per core
+    threads_per_worker: int = Field(1, ge=1)
+    processes: bool = True
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An item whose task raised: its key and the one-line error."""
+
+    key: str
+    error: str
+
+
+@contextmanager
+def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
+    """A client for ``config``; a local cluster is started and closed with the block."""
+    if config.address:
+        with Client(config.address) as client:
+            yield client
+        return
+    n_workers = config.n_workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n_workers, threads_per_worker=config.threads_per_worker,
+                      processes=config.processes, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def run_batch(client: Client, fn: Callable[..., Any], items: Sequence[Any], keys: Sequence[str],
+              desc: str, **kwargs: Any) -> tuple[dict[str, Any], list[Failure]]:
+    """Run ``fn(item, **kwargs)`` for every item; return results by key and the failures."""
+    futures = {client.submit(fn, item, pure=False, **kwargs): key
+               for item, key in zip(items, keys, strict=True)}
+    results: dict[str, Any] = {}
+    failures: list[Failure] = []
+    with tqdm(total=len(futures), desc=desc, unit="task") as bar:
+        for future in as_completed(futures):
+            key = futures[future]
+            if future.status == "error":
+                exc = future.exception()
+                failures.append(Failure(key, f"{type(exc).__name__}: {exc}"))
+            else:
+                results[key] = future.result()
+            future.release()
+            bar.update()
+    return results, sorted(failures, key=lambda f: f.key)

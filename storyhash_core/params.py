@@ -1,0 +1,78 @@
+"""Typed, validated parameter sets read from YAML; unknown keys and wrong types are errors.
+
+Paths may use environment variables (``$STORYHASH_SHARED`` defaults to the ``shared``
+folder beside the project checkout) and, when relative, are taken from the directory
+the study is run from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ParamsError
+from .parallel import ClusterConfig
+from .synthetic import SyntheticSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusParams(_Strict):
+    """Which videos are references, and which of them are transformed into queries."""
+
+    kind: Literal["synthetic", "manifest", "davis", "directory"] = "synthetic"
+    path: str | None = None  # manifest CSV, DAVIS root or folder of clips
+    folder_fps: float = Field(24.0, gt=0)  # playback rate of frame folders found by a scan
+    query_collections: list[str] | None = None  # None: every reference gets the transforms
+    limit: int | None = Field(None, ge=1)  # keep only the first N videos (quick runs)
+    synthetic: SyntheticSpec = SyntheticSpec()
+
+
+class SamplingParams(_Strict):
+    fps: float = Field(2.0, gt=0)
+
+
+class StudyParams(_Strict):
+    run_name: str = "default"
+    corpus: CorpusParams = CorpusParams()
+    sampling: SamplingParams = SamplingParams()
+    transforms: list[str] | Literal["paper"] = "paper"
+    cache_dir: str = ".cache/storyhash"
+    output_dir: str = "outputs"
+    cluster: ClusterConfig = ClusterConfig()
+
+
+def resolve_path(value: str) -> Path:
+    """Expand ``$VARS`` (``STORYHASH_SHARED`` has a default) and make the path absolute."""
+    os.environ.setdefault("STORYHASH_SHARED", str(PROJECT_ROOT.parent / "shared"))
+    return Path(os.path.expandvars(value)).expanduser().resolve()
+
+
+def load_params(path: str | Path) -> StudyParams:
+    """Read and validate a YAML parameter file; raise :class:`ParamsError` with every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found (see params/ for examples)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of keys to values")
+    try:
+        return StudyParams.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: "
+            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        )
+        raise ParamsError(f"params file {path}: {problems}") from None

@@ -1,0 +1,71 @@
+"""Query sets: transformed copies of reference videos, generated in parallel into the cache.
+
+Each (reference, transform) pair is one task. Its output is cached under a key of the
+reference's content digest, the transform's spec, the ffmpeg version and
+:data:`QUERY_VERSION`, and written atomically, so a rerun does no work and an
+interrupted run resumes with only the missing queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dask.distributed import Client
+
+from .cache import ArtifactCache, atomic_path, content_digest, spec_key
+from .corpus import Video
+from .parallel import run_batch
+from .transforms import Transform, apply_transform, ffmpeg_exe
+
+QUERY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Query:
+    """A transformed copy of ``reference_id``; ``path`` is None when generation failed."""
+
+    query_id: str
+    reference_id: str
+    transform: str
+    family: str
+    path: Path | None
+    cached: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class _Job:
+    video: Video
+    transform: Transform
+
+
+def query_id(reference_id: str, transform: str) -> str:
+    return f"{reference_id}@{transform}"
+
+
+def make_query(job: _Job, cache_root: str) -> tuple[Path, bool]:
+    """Generate one query video unless cached; return its path and whether it was a cache hit."""
+    key = spec_key(source=content_digest(job.video.path), transform=job.transform.spec(),
+                   folder_fps=job.video.fps if job.video.is_frame_folder else None,
+                   ffmpeg=Path(ffmpeg_exe()).name, version=QUERY_VERSION)
+    out = ArtifactCache(cache_root).path("queries", key, ".mp4")
+    if out.is_file():
+        return out, True
+    with atomic_path(out) as tmp:
+        apply_transform(job.video.path, job.transform, tmp, job.video.fps)
+    return out, False
+
+
+def generate_queries(client: Client, videos: list[Video], transforms: list[Transform],
+                     cache: ArtifactCache) -> list[Query]:
+    """Every transform of every video, in parallel; failures are kept with their error."""
+    jobs = [_Job(v, t) for v in videos for t in transforms]
+    keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
+    done, failed = run_batch(client, make_query, jobs, keys, "transforms", cache_root=str(cache.root))
+    errors = {f.key: f.error for f in failed}
+    return [
+        Query(k, j.video.video_id, j.transform.name, j.transform.family,
+              *(done[k] if k in done else (None, False)), errors.get(k, ""))
+        for j, k in zip(jobs, keys)
+    ]

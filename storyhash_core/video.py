@@ -1,0 +1,155 @@
+"""Reading videos and frame folders, and sampling frames by timestamp.
+
+One entry point, :func:`sample_frames`, reads either a video file (any container PyAV
+opens: mp4, mkv, avi, webm, ...) or a folder of JPEG/PNG frames (the DAVIS layout
+``JPEGImages/480p/<seq>/00000.jpg``, played at ``folder_fps``).
+
+Sampling rule: target times are ``k / fps`` for ``k = 0, 1, ...`` while inside the
+video, and each target takes the frame *on screen* at that time (the last frame whose
+presentation time is <= the target), so a 2.08 s DAVIS clip at 2 fps yields 5 frames at
+0, 0.5, 1.0, 1.5 and 2.0 s. Only the chosen frames are converted to arrays (frame
+folders read only the chosen files), and a file decoder seeks to the keyframe before a
+target that lies more than ``seek_gap_s`` ahead instead of decoding the gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from .cache import FRAME_SUFFIXES
+from .errors import VideoReadError
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SampledFrames:
+    """Frames (N×H×W×3 RGB uint8) with their presentation times in seconds from the start."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    duration_s: float
+    source_fps: float
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+def target_times(duration_s: float, fps: float) -> np.ndarray:
+    """Sampling instants ``k / fps`` inside ``[0, duration_s)``."""
+    n = int(np.floor(duration_s * fps - _EPS)) + 1 if duration_s > 0 else 0
+    return np.arange(n, dtype=np.float64) / fps
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The image files of a frame folder in playback (lexicographic) order."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+
+
+def sample_frames(
+    path: str | Path,
+    fps: float | None = 2.0,
+    folder_fps: float = 24.0,
+    seek_gap_s: float = 4.0,
+) -> SampledFrames:
+    """Frames sampled at ``fps`` (``None``: every frame) from a video file or frame folder."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoReadError(path, "no such file or folder", "check the path or the manifest entry")
+    if path.is_dir():
+        return _sample_folder(path, fps, folder_fps)
+    return _sample_file(path, fps, seek_gap_s)
+
+
+def _read_image(file: Path) -> np.ndarray:
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoReadError(file, "corrupt or unreadable image", "replace or remove the frame")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _sample_folder(folder: Path, fps: float | None, folder_fps: float) -> SampledFrames:
+    files = frame_files(folder)
+    if not files:
+        raise VideoReadError(folder, "folder holds no .jpg/.png frames", "point at a sequence folder")
+    duration = len(files) / folder_fps
+    if fps is None:
+        indices = np.arange(len(files))
+    else:
+        indices = np.floor(target_times(duration, fps) * folder_fps + _EPS).astype(int)
+    frames = [_read_image(files[i]) for i in indices]
+    if len({f.shape for f in frames}) > 1:
+        raise VideoReadError(folder, "frames differ in size", "re-export the sequence at one size")
+    return SampledFrames(np.stack(frames), indices / folder_fps, duration, folder_fps)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise VideoReadError(path, f"not a readable video ({exc.__class__.__name__})",
+                             "re-download or re-encode the file") from exc
+
+
+def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFrames:
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoReadError(path, "no video stream", "is this an audio or data file?")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        try:
+            picked, times, last_t = _decode_sampled(container, stream, fps, seek_gap_s, rate)
+        except av.error.FFmpegError as exc:
+            raise VideoReadError(path, f"decoding failed ({exc.__class__.__name__})",
+                                 "the file may be truncated; re-encode it") from exc
+    if not picked:
+        raise VideoReadError(path, "zero decodable frames", "the file may be truncated or empty")
+    duration = last_t + 1.0 / rate
+    return SampledFrames(np.stack(picked), np.asarray(times), duration, rate)
+
+
+def _decode_sampled(container, stream, fps, seek_gap_s, rate):
+    """Stream through the decoder, converting only the frames on screen at target times."""
+    picked: list[np.ndarray] = []
+    times: list[float] = []
+    start: float | None = None
+    prev = None  # (relative time, frame) of the last decoded frame
+    k = 0  # index of the next target time
+
+    def take(t: float, frame: av.VideoFrame) -> None:
+        picked.append(frame.to_ndarray(format="rgb24"))
+        times.append(t)
+
+    frames = container.decode(stream)
+    while (frame := next(frames, None)) is not None:
+        if frame.time is None:
+            continue
+        if start is None:
+            start = frame.time
+        t = frame.time - start
+        if fps is None:
+            take(t, frame)
+            prev = (t, frame)
+            continue
+        if prev is not None and t <= prev[0]:
+            continue  # frames re-decoded after a seek
+        while prev is not None and k / fps < t - _EPS:
+            take(prev[0], prev[1])
+            k += 1
+        prev = (t, frame)
+        if k / fps - t > seek_gap_s:
+            container.seek(int((k / fps + start) / stream.time_base), stream=stream, backward=True)
+            frames = container.decode(stream)
+    if prev is None:
+        return picked, times, 0.0
+    if fps is not None:
+        while k / fps < prev[0] + 1.0 / rate - _EPS:
+            take(prev[0], prev[1])
+            k += 1
+    return picked, times, prev[0]

@@ -1,0 +1,105 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from storyhash_core.errors import VideoReadError
+from storyhash_core.video import sample_frames, target_times
+
+from .conftest import index_frames, write_folder, write_video
+
+
+def grey_index(frames: np.ndarray) -> list[int]:
+    """Recover the encoded frame index from the right half of each frame."""
+    return [int(round(f[:, f.shape[1] // 2:].mean() / 3)) for f in frames]
+
+
+@pytest.mark.parametrize("duration, fps, expected", [
+    (50 / 24, 2.0, [0, 0.5, 1.0, 1.5, 2.0]),
+    (2.0, 2.0, [0, 0.5, 1.0, 1.5]),
+    (0.3, 2.0, [0.0]),
+    (0.0, 2.0, []),
+])
+def test_target_times(duration, fps, expected):
+    assert target_times(duration, fps).tolist() == pytest.approx(expected)
+
+
+def test_folder_sampling_reads_frames_on_screen(tmp_path):
+    folder = write_folder(tmp_path / "seq", index_frames(50, 32, 48))
+    s = sample_frames(folder, fps=2.0, folder_fps=24.0)
+    assert s.timestamps.tolist() == pytest.approx([0, 0.5, 1.0, 1.5, 2.0])
+    assert grey_index(s.frames) == [0, 12, 24, 36, 48]
+    assert s.frames.shape == (5, 32, 48, 3) and s.frames.dtype == np.uint8
+    assert s.duration_s == pytest.approx(50 / 24)
+
+
+def test_file_sampling_picks_last_frame_at_or_before_each_target(tmp_path):
+    video = write_video(tmp_path / "v.mp4", index_frames(75, 32, 48), fps=25)
+    s = sample_frames(video, fps=2.0)
+    assert s.timestamps.tolist() == pytest.approx([0, 0.48, 1.0, 1.48, 2.0, 2.48])
+    assert grey_index(s.frames) == [0, 12, 25, 37, 50, 62]
+    assert s.duration_s == pytest.approx(3.0)
+    assert s.source_fps == pytest.approx(25)
+
+
+def test_every_frame_when_fps_is_none(tmp_path):
+    video = write_video(tmp_path / "v.mp4", index_frames(20, 32, 48), fps=10)
+    s = sample_frames(video, fps=None)
+    assert len(s) == 20
+    assert grey_index(s.frames) == list(range(20))
+
+
+def test_seeking_gives_the_same_frames_as_decoding_through(tmp_path):
+    video = write_video(tmp_path / "long.mp4", index_frames(80, 32, 48), fps=4, gop=8)
+    through = sample_frames(video, fps=0.25, seek_gap_s=1e9)
+    seeking = sample_frames(video, fps=0.25, seek_gap_s=1.0)
+    assert seeking.timestamps.tolist() == through.timestamps.tolist() == pytest.approx([0, 4, 8, 12, 16])
+    np.testing.assert_array_equal(seeking.frames, through.frames)
+    assert grey_index(seeking.frames) == [0, 16, 32, 48, 64]
+
+
+def test_odd_sized_inputs_read(odd_clips):
+    assert sample_frames(odd_clips["mkv"]).frames.shape[1:] == (91, 161, 3)
+    assert sample_frames(odd_clips["folder"]).frames.shape[1:] == (91, 161, 3)
+
+
+def _one_line_error(path, **kw) -> str:
+    with pytest.raises(VideoReadError) as info:
+        sample_frames(path, **kw)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_path(tmp_path):
+    assert str(tmp_path / "nope.mp4") in _one_line_error(tmp_path / "nope.mp4")
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert "no .jpg/.png frames" in _one_line_error(tmp_path / "empty")
+
+
+def test_corrupt_jpeg_is_named(tmp_path):
+    folder = write_folder(tmp_path / "seq", index_frames(30, 16, 16))
+    (folder / "00012.jpg").write_bytes(b"not a jpeg")
+    assert "00012.jpg" in _one_line_error(folder)
+
+
+def test_truncated_mp4(tmp_path):
+    video = write_video(tmp_path / "v.mp4", index_frames(50, 32, 48), fps=25)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    assert "cut.mp4" in _one_line_error(cut)
+
+
+def test_not_a_video(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello, I am not a video\n" * 100)
+    assert "notes.mp4" in _one_line_error(text)
+
+
+def test_folder_with_mixed_frame_sizes(tmp_path):
+    folder = write_folder(tmp_path / "seq", index_frames(30, 16, 16))
+    shutil.copy(write_folder(tmp_path / "big", index_frames(1, 32, 32)) / "00000.jpg", folder / "00012.jpg")
+    assert "differ in size" in _one_line_error(folder)
