@@ -17,7 +17,7 @@ def test_shipped_params_load(name):
 def test_shared_path_defaults_beside_the_checkout(monkeypatch):
     monkeypatch.delenv("STORYHASH_SHARED", raising=False)
     path = resolve_path(load_params(PARAMS / "real.yaml").corpus.path)
-    assert path == PARAMS.parents[1] / "shared" / "data" / "manifest.csv"
+    assert path == (PARAMS.parents[1] / "shared" / "data" / "manifest.csv").resolve()
     monkeypatch.setenv("STORYHASH_SHARED", "/elsewhere")
     assert resolve_path("${STORYHASH_SHARED}/data/manifest.csv") == Path("/elsewhere/data/manifest.csv")
 
