@@ -74,18 +74,27 @@ class ArtifactCache:
 
 
 @contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a directory; if another writer finished first, keep theirs."""
+def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a directory.
+
+    If ``final`` already exists: with ``replace`` the new one takes its place (the old one is
+    moved aside first, so readers see the old or the new, never a mix); without, another
+    writer finished first and its result is kept.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
     tmp.mkdir()
     try:
         yield tmp
+        if replace and final.exists():
+            os.replace(final, old)
         try:
             os.replace(tmp, final)
         except OSError:
             if not final.is_dir():
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)

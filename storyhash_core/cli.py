@@ -60,6 +60,13 @@ def _manifest(args: argparse.Namespace) -> None:
     print(f"{len(videos)} videos -> {out}")
 
 
+def _query(args: argparse.Namespace) -> None:
+    from .query import rank_video
+
+    for rank, (video_id, score) in enumerate(rank_video(Path(args.video), Path(args.index), args.k), 1):
+        print(f"{rank:3d}  {score:.4f}  {video_id}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .download import DAVIS_2017_URL
 
@@ -69,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("study", help="run the study for a params file")
     s.add_argument("--params", default="params/default.yaml", help="YAML params (default: %(default)s)")
     s.set_defaults(fn=_study)
+
+    s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")
+    s.add_argument("video", help="video file or frame folder (24 fps)")
+    s.add_argument("--index", default="outputs/real/index", help="index folder a study saved (default: %(default)s)")
+    s.add_argument("-k", type=int, default=5, help="how many results (default: 5)")
+    s.set_defaults(fn=_query)
 
     s = sub.add_parser("transforms", help="list the paper's 14 transforms and their ffmpeg filters")
     s.set_defaults(fn=_transforms)

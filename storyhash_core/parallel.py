@@ -46,7 +46,7 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         return
     n_workers = config.n_workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n_workers, threads_per_worker=config.threads_per_worker,
-                      processes=config.processes, dashboard_address=None) as cluster, \
+                      processes=config.processes, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         yield client
 

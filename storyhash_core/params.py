@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .backbones import BackboneSpec
 from .errors import ParamsError
+from .fusion import CONFIGURATIONS
+from .index import IndexSpec
 from .parallel import ClusterConfig
 from .synthetic import SyntheticSpec
 
@@ -40,11 +43,34 @@ class SamplingParams(_Strict):
     fps: float = Field(2.0, gt=0)
 
 
+class EvaluationParams(_Strict):
+    """Which vector configurations are evaluated (the first one is saved as the run's index)."""
+
+    configurations: list[str] = Field(default_factory=lambda: ["visual_padded"], min_length=1)
+    weights: dict[str, float] | None = None  # per-block weights for the ``weighted`` configuration
+    k: int = Field(10, ge=3)  # retrieved list length per query
+
+    @field_validator("configurations")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        known = [*CONFIGURATIONS, "weighted"]
+        unknown = [c for c in value if c not in known]
+        if unknown:
+            raise ValueError(f"unknown configuration(s) {unknown} (known: {', '.join(known)})")
+        return value
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()
     sampling: SamplingParams = SamplingParams()
     transforms: list[str] | Literal["paper"] = "paper"
+    backbone: BackboneSpec = BackboneSpec()
+    models_dir: str = "${STORYHASH_SHARED}/models"  # where backbone ``auto`` looks for the ONNX file
+    pooling: Literal["median", "mean", "max"] = "median"
+    index: IndexSpec = IndexSpec()
+    evaluation: EvaluationParams = EvaluationParams()
+    paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"
     output_dir: str = "outputs"
     cluster: ClusterConfig = ClusterConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from storyhash_core.parallel import ClusterConfig, dask_client
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network (read when transformers loads)
 from storyhash_core.synthetic import SyntheticSpec, generate_corpus
 
 TINY = SyntheticSpec(n_videos=3, width=96, height=64, fps=12.0, min_duration_s=1.0, max_duration_s=1.5)

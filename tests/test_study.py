@@ -18,6 +18,8 @@ def write_params(tmp_path, **overrides):
         "cache_dir": str(tmp_path / "cache"),
         "output_dir": str(tmp_path / "out"),
         "cluster": {"n_workers": 2, "processes": False},
+        "backbone": {"name": "dct"},
+        "evaluation": {"configurations": ["visual_padded", "visual"]},
         **overrides,
     }
     path = tmp_path / "p.yaml"
@@ -28,14 +30,32 @@ def write_params(tmp_path, **overrides):
 def test_study_writes_tables_and_reruns_from_cache(tmp_path):
     params = load_params(write_params(tmp_path))
     out = run_study(params)
-    queries = pd.read_csv(out / "queries.csv", keep_default_na=False)
-    decoded = pd.read_csv(out / "decoded.csv", keep_default_na=False)
+    tables = out / "tables"
+    queries = pd.read_csv(tables / "queries.csv", keep_default_na=False)
     assert len(queries) == 6 and (queries.error == "").all() and not queries.cached.any()
-    assert len(decoded) == 9 and (decoded.error == "").all() and (decoded.n_sampled >= 2).all()
+    assert (queries.frames_sampled >= 2).all()
+    rows = pd.read_csv(tables / "robustness_per_query.csv")
+    assert len(rows) == 12 and set(rows.configuration) == {"visual_padded", "visual"}
+    table = pd.read_csv(tables / "table1.csv")
+    assert table["transform"].tolist() == ["flip_v", "speed_1.1", "overall"] * 2
+    for ext in ("md", "tex"):
+        assert "overall" in (tables / f"table1.{ext}").read_text()
+    padded, alone = (table[table.configuration == c].reset_index() for c in ("visual_padded", "visual"))
+    assert padded.recall_at_1.tolist() == alone.recall_at_1.tolist()
     run = json.loads((out / "run.json").read_text())
-    assert run["summary"]["queries"] == 6 and run["summary"]["decode_failed"] == 0
-    again = pd.read_csv(run_study(params) / "queries.csv")
+    assert run["summary"]["backbone"] == "dct" and run["summary"]["queries_failed"] == 0
+    assert run["summary"]["search_latency"]["visual"]["queries"] == 6
+    again = pd.read_csv(run_study(params) / "tables" / "queries.csv")
     assert again.cached.all()
+    pd.testing.assert_frame_equal(pd.read_csv(tables / "table1.csv"), table)
+
+
+def test_query_command_finds_the_reference(tmp_path, capsys):
+    out = run_study(load_params(write_params(tmp_path, transforms=["flip_h"])))
+    reference = pd.read_csv(out / "tables" / "references.csv").iloc[1]
+    assert main(["query", reference.path, "--index", str(out / "index"), "-k", "2"]) == 0
+    first = capsys.readouterr().out.splitlines()[0].split()
+    assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
 
 
 def test_failures_are_recorded_not_dropped(tmp_path):
@@ -43,14 +63,16 @@ def test_failures_are_recorded_not_dropped(tmp_path):
     manifest = next((tmp_path / "cache" / "corpus").glob("synthetic-*/manifest.csv"))
     victim = manifest.parent / "clips" / "synth-01.mp4"
     victim.write_bytes(victim.read_bytes()[:200])  # a reference breaks after generation
-    params = load_params(write_params(tmp_path, transforms=["flip_v"]))
-    out = run_study(params)
-    queries = pd.read_csv(out / "queries.csv", keep_default_na=False)
-    decoded = pd.read_csv(out / "decoded.csv", keep_default_na=False)
-    assert queries.set_index("query_id").loc["synth-01@flip_v", "error"].startswith("TransformError")
-    assert "synth-01.mp4" in decoded.set_index("id").loc["synth-01", "error"]
-    assert (decoded.error != "").sum() == 1
-    assert json.loads((out / "run.json").read_text())["summary"]["queries_failed"] == 1
+    out = run_study(load_params(write_params(tmp_path, transforms=["flip_v"])))
+    queries = pd.read_csv(out / "tables" / "queries.csv", keep_default_na=False).set_index("query_id")
+    references = pd.read_csv(out / "tables" / "references.csv", keep_default_na=False).set_index("video_id")
+    assert queries.loc["synth-01@flip_v", "error"].startswith("TransformError")
+    assert "synth-01.mp4" in references.loc["synth-01", "error"]
+    assert (references.error != "").sum() == 1 and (queries.error != "").sum() == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["summary"]["queries_failed"] == 1 and run["summary"]["references_failed"] == 1
+    rows = pd.read_csv(out / "tables" / "robustness_per_query.csv")
+    assert "synth-01@flip_v" not in set(rows.query_id) and len(rows) == 2 * 2
 
 
 def test_cli_one_line_errors(tmp_path, capsys):

@@ -1,0 +1,107 @@
+"""Visual backbones behind one small interface: frames in, one embedding per frame out.
+
+| name | model | dim | weights |
+| --- | --- | --- | --- |
+| ``clip`` | CLIP ViT-B/32 image tower (Hugging Face ``transformers``) | 512 | hub name or local folder |
+| ``mobilenetv2-onnx`` | ImageNet MobileNetV2, int8 ONNX (onnxruntime) | 1280 | ``.onnx`` file |
+| ``dct`` | weight-free colour-layout descriptor (low DCT coefficients) | 192 | none |
+
+``auto`` picks the first that can run here: the MobileNetV2 file if it exists, else CLIP if
+its weights are on disk, else ``dct`` (see :func:`resolve_auto`). A backbone loads once
+per process (:func:`load_backbone` is cached), so Dask workers reuse it across tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import StoryHashError
+
+CLIP_DEFAULT = "openai/clip-vit-base-patch32"
+
+
+class BackboneError(StoryHashError):
+    """A backbone cannot be loaded (missing weights, no network, bad file)."""
+
+
+class BackboneSpec(BaseModel):
+    """Which backbone, which weights, how it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Literal["auto", "clip", "mobilenetv2-onnx", "dct"] = "auto"
+    weights: str | None = None  # .onnx file, CLIP hub name or folder; None: the default
+    batch_size: int = Field(32, ge=1)
+    threads: int = Field(1, ge=1)  # per worker; parallelism is across Dask workers
+
+
+class Backbone(Protocol):
+    name: str
+    dim: int
+    weights_id: str  # identifies the exact weights, for cache keys
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB frames -> (N, dim) float32 embeddings (not normalised)."""
+
+
+def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` and cut the central ``size``×``size`` square."""
+    h, w = frame.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = cv2_resize(frame, nw, nh)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+def cv2_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    shrinking = width * height < frame.shape[0] * frame.shape[1]
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def batched(backbone_embed, frames: np.ndarray, batch_size: int) -> np.ndarray:
+    """Apply ``backbone_embed`` to ``frames`` in batches and stack the results."""
+    out = [backbone_embed(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, str]:
+    """The concrete backbone for ``auto``, and why it was chosen."""
+    if spec.name != "auto":
+        return spec, f"backbone {spec.name!r} requested"
+    onnx = models_dir / "mobilenetv2-imagenet-embed.onnx"
+    if onnx.is_file():
+        return spec.model_copy(update={"name": "mobilenetv2-onnx", "weights": str(onnx)}), \
+            f"auto: found the MobileNetV2 ONNX embedder at {onnx}"
+    from .clip import clip_weights_available
+
+    if clip_weights_available(spec.weights or CLIP_DEFAULT):
+        return spec.model_copy(update={"name": "clip"}), "auto: CLIP weights are on this machine"
+    return spec.model_copy(update={"name": "dct", "weights": None}), \
+        f"auto: no {onnx.name} in {models_dir} and no local CLIP weights, so the weight-free DCT descriptor"
+
+
+@functools.lru_cache(maxsize=4)
+def load_backbone(spec: BackboneSpec) -> Backbone:
+    """Load a concrete backbone (once per process)."""
+    if spec.name == "mobilenetv2-onnx":
+        from .mobilenet import MobileNetV2Onnx
+
+        if not spec.weights:
+            raise BackboneError("backbone mobilenetv2-onnx needs backbone.weights: the path of the .onnx file")
+        return MobileNetV2Onnx(Path(spec.weights), spec.batch_size, spec.threads)
+    if spec.name == "clip":
+        from .clip import ClipBackbone
+
+        return ClipBackbone(spec.weights or CLIP_DEFAULT, spec.batch_size, spec.threads)
+    if spec.name == "dct":
+        from .dct import DctDescriptor
+
+        return DctDescriptor()
+    raise BackboneError(f"backbone {spec.name!r} must be resolved first (resolve_auto)")

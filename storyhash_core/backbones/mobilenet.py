@@ -1,0 +1,50 @@
+"""MobileNetV2 (ImageNet, int8 ONNX) through onnxruntime: the 1280-D pooled ``embedding`` output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import file_digest
+from . import BackboneError, batched, resize_center_crop
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+SIZE = 224
+
+
+def preprocess(frames: np.ndarray) -> np.ndarray:
+    """RGB uint8 frames -> N×3×224×224 float32: shorter side 224, centre crop, ImageNet norm."""
+    x = np.stack([resize_center_crop(f, SIZE) for f in frames]).astype(np.float32) / 255.0
+    return ((x - MEAN) / STD).transpose(0, 3, 1, 2).copy()
+
+
+class MobileNetV2Onnx:
+    name = "mobilenetv2-onnx"
+    dim = 1280
+
+    def __init__(self, path: Path, batch_size: int = 32, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise BackboneError(f"MobileNetV2 ONNX file {path} not found (set backbone.weights to the"
+                                " .onnx path, e.g. shared/models/mobilenetv2-imagenet-embed.onnx)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BackboneError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
+        if "embedding" not in {o.name for o in self.session.get_outputs()}:
+            raise BackboneError(f"ONNX model {path} has no 'embedding' output (is it the storyhash embedder?)")
+        self.weights_id = f"{self.name}:{file_digest(path)}"
+        self.batch_size = batch_size
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """The bare model on a preprocessed batch."""
+        return self.session.run(["embedding"], {"input": batch})[0]
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        return batched(lambda f: self.forward(preprocess(f)), frames, self.batch_size)

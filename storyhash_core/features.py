@@ -1,0 +1,94 @@
+"""Per-video visual features: frame embeddings at the sampling rate, pooled into one vector.
+
+A video's frames are sampled (:mod:`storyhash_core.video`), embedded by a backbone, and
+each frame embedding is L2-normalised; the per-frame matrix and its timestamps are cached
+as an ``.npz`` keyed by the video's content, the backbone's weights and the sampling
+parameters. Pooling (median as in the paper, mean or max, then L2) is computed from the
+cached frames, so changing it never re-runs a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .backbones import BackboneSpec, load_backbone
+from .cache import ArtifactCache, atomic_path, content_digest, spec_key
+from .parallel import run_batch
+from .video import sample_frames
+
+FEATURE_VERSION = 1
+Pooling = Literal["median", "mean", "max"]
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """L2-normalised frame embeddings (N×D) with their timestamps (s)."""
+
+    timestamps: np.ndarray
+    frames: np.ndarray
+    duration_s: float
+
+    def pooled(self, method: Pooling = "median") -> np.ndarray:
+        return pool(self.frames, method)
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    """Everything one extraction task needs."""
+
+    path: Path
+    folder_fps: float
+    backbone: BackboneSpec
+    fps: float
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Divide by the L2 norm along ``axis``; all-zero rows stay zero."""
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x, dtype=np.float32), where=norm > 0).astype(np.float32)
+
+
+def pool(frames: np.ndarray, method: Pooling = "median") -> np.ndarray:
+    """Pool frame embeddings over time, then L2-normalise."""
+    reducers = {"median": np.median, "mean": np.mean, "max": np.max}
+    if method not in reducers:
+        raise ValueError(f"unknown pooling {method!r} (median, mean or max)")
+    return l2_normalize(reducers[method](frames, axis=0))
+
+
+def save_features(features: VideoFeatures, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, timestamps=features.timestamps, frames=features.frames,
+                     duration_s=np.float64(features.duration_s))
+
+
+def load_features(path: Path) -> VideoFeatures:
+    with np.load(path) as z:
+        return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]))
+
+
+def extract_one(job: FeatureJob, cache_root: str) -> Path:
+    """Features of one video, computed unless cached; returns the cache file."""
+    backbone = load_backbone(job.backbone)
+    key = spec_key(source=content_digest(job.path), weights=backbone.weights_id, fps=job.fps,
+                   folder_fps=job.folder_fps if job.path.is_dir() else None, version=FEATURE_VERSION)
+    out = ArtifactCache(cache_root).path("features", key, ".npz")
+    if not out.is_file():
+        sampled = sample_frames(job.path, job.fps, job.folder_fps)
+        frames = l2_normalize(backbone.embed(sampled.frames))
+        save_features(VideoFeatures(sampled.timestamps, frames, sampled.duration_s), out)
+    return out
+
+
+def extract_features(client, items: dict[str, tuple[Path, float]], backbone: BackboneSpec, fps: float,
+                     cache: ArtifactCache, desc: str = "features"):
+    """Features for ``{id: (path, folder_fps)}`` in parallel; returns (features by id, failures)."""
+    keys = list(items)
+    jobs = [FeatureJob(items[k][0], items[k][1], backbone, fps) for k in keys]
+    done, failed = run_batch(client, extract_one, jobs, keys, desc, cache_root=str(cache.root))
+    return {k: load_features(done[k]) for k in keys if k in done}, failed

@@ -1,0 +1,85 @@
+"""FAISS indexes over L2-normalised vectors (inner product = cosine): build, save, load, search.
+
+``hnsw`` is the paper's ``IndexHNSWFlat`` (M=16, efConstruction=200, inner product);
+``flat`` is exact ``IndexFlatIP``. A saved index is a folder: ``index.faiss``, ``ids.json``
+(row -> video id) and ``meta.json`` (how the vectors were made, for the query command).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .cache import atomic_dir
+from .errors import StoryHashError
+
+
+class IndexSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["hnsw", "flat"] = "hnsw"
+    m: int = Field(16, ge=2)
+    ef_construction: int = Field(200, ge=1)
+    ef_search: int = Field(16, ge=1)  # FAISS's default; the paper does not set it
+
+
+@dataclass
+class SearchResult:
+    """Top-k scores and gallery row indices (-1 where fewer than k), with per-query latency."""
+
+    scores: np.ndarray
+    rows: np.ndarray
+    latency_ms: np.ndarray
+
+
+def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    d = vectors.shape[1]
+    if spec.kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, spec.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = spec.ef_construction
+        index.hnsw.efSearch = spec.ef_search
+    index.add(vectors)
+    return index
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> SearchResult:
+    """Search queries one at a time (as a service would), timing each."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, index.ntotal)
+    scores = np.empty((len(queries), k), np.float32)
+    rows = np.empty((len(queries), k), np.int64)
+    latency = np.empty(len(queries))
+    for i in range(len(queries)):
+        t0 = time.perf_counter()
+        s, r = index.search(queries[i:i + 1], k)
+        latency[i] = (time.perf_counter() - t0) * 1e3
+        scores[i], rows[i] = s[0], r[0]
+    return SearchResult(scores, rows, latency)
+
+
+def save_index(index: faiss.Index, ids: list[str], meta: dict[str, Any], folder: Path) -> None:
+    """Write the index folder atomically (a reader never sees a half-written one)."""
+    with atomic_dir(folder, replace=True) as tmp:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def load_index(folder: Path) -> tuple[faiss.Index, list[str], dict[str, Any]]:
+    if not (folder / "index.faiss").is_file():
+        raise StoryHashError(f"no index in {folder} (run the study first; it saves <run>/index)")
+    index = faiss.read_index(str(folder / "index.faiss"))
+    ids = json.loads((folder / "ids.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    if hasattr(index, "hnsw") and "ef_search" in meta.get("index", {}):
+        index.hnsw.efSearch = meta["index"]["ef_search"]
+    return index, ids, meta

@@ -1,0 +1,120 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from storyhash_core.features import l2_normalize, pool
+from storyhash_core.fusion import MissingBlockError, fuse
+from storyhash_core.index import IndexSpec, build_index, load_index, save_index, search
+from storyhash_core.metrics import per_transform_table, query_rows, summarize
+
+RNG = np.random.default_rng(0)
+
+
+def blocks(n=6, dv=512):
+    return {"visual": l2_normalize(RNG.normal(size=(n, dv))), "action": RNG.uniform(size=(n, 15)),
+            "graph": RNG.dirichlet(np.ones(8), size=n)}
+
+
+def test_l2_normalize_keeps_zero_rows_zero():
+    x = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(x, [[0.6, 0.8], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("median", [2.0, 20.0]), ("mean", [3.0, 20.0]), ("max", [6.0, 30.0])])
+def test_pooling(method, expected):
+    frames = np.array([[1.0, 10.0], [2.0, 20.0], [6.0, 30.0]])
+    np.testing.assert_allclose(pool(frames, method), l2_normalize(np.array(expected)))
+
+
+def test_fused_widths_and_norms():
+    b = blocks()
+    widths = {c: fuse(b, c).shape[1] for c in
+              ["fusion", "visual_padded", "action_padded", "visual", "action", "graph", "visual_action"]}
+    assert widths == {"fusion": 535, "visual_padded": 535, "action_padded": 535, "visual": 512,
+                      "action": 15, "graph": 8, "visual_action": 527}
+    np.testing.assert_allclose(np.linalg.norm(fuse(b, "fusion"), axis=1), 1.0, rtol=1e-6)
+
+
+def test_zero_padding_is_exactly_the_block_alone():
+    b = blocks()
+    padded, alone = fuse(b, "visual_padded"), fuse(b, "visual")
+    np.testing.assert_allclose(padded @ padded.T, alone @ alone.T, atol=1e-6)
+    assert not padded[:, 512:].any()
+    act = fuse(b, "action_padded")
+    assert not act[:, :512].any() and not act[:, 527:].any()
+    np.testing.assert_allclose(act @ act.T, fuse(b, "action") @ fuse(b, "action").T, atol=1e-6)
+
+
+def test_padding_needs_no_motion_but_fusion_does():
+    visual_only = {"visual": blocks()["visual"]}
+    assert fuse(visual_only, "visual_padded").shape[1] == 535
+    with pytest.raises(MissingBlockError, match="needs the action, graph block"):
+        fuse(visual_only, "fusion")
+
+
+def test_weighted_blocks():
+    b = blocks()
+    w = fuse(b, "weighted", {"visual": 1.0, "action": 0.0, "graph": 0.0})
+    np.testing.assert_allclose(w, fuse(b, "visual_padded"), atol=1e-7)
+    with pytest.raises(ValueError, match="unknown configuration"):
+        fuse(b, "everything")
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "flat"])
+def test_index_round_trip(tmp_path, kind):
+    gallery = l2_normalize(RNG.normal(size=(50, 32)))
+    spec = IndexSpec(kind=kind, ef_search=40)
+    index = build_index(gallery, spec)
+    before = search(index, gallery[:10], k=5)
+    assert (before.rows[:, 0] == np.arange(10)).all()
+    np.testing.assert_allclose(before.scores[:, 0], 1.0, rtol=1e-5)
+    assert len(before.latency_ms) == 10 and (before.latency_ms > 0).all()
+    ids = [f"v{i}" for i in range(50)]
+    save_index(index, ids, {"index": spec.model_dump()}, tmp_path / "idx")
+    save_index(index, ids, {"index": spec.model_dump()}, tmp_path / "idx")  # replacing works
+    loaded, loaded_ids, meta = load_index(tmp_path / "idx")
+    after = search(loaded, gallery[:10], k=5)
+    assert loaded_ids == ids and meta["index"]["kind"] == kind
+    np.testing.assert_array_equal(before.rows, after.rows)
+    if kind == "hnsw":
+        assert loaded.hnsw.efSearch == 40
+
+
+def known_case():
+    """3 references on the unit circle, 3 queries with hand-computable answers."""
+    angle = np.deg2rad([0, 90, 180])
+    gallery = np.stack([np.cos(angle), np.sin(angle)], 1)
+    q_angle = np.deg2rad([10, 50, 170])  # near r0; between r0 and r1 (closer to r1); near r2
+    queries = np.stack([np.cos(q_angle), np.sin(q_angle)], 1)
+    truth = ["r0", "r0", "r2"]
+    index = build_index(gallery, IndexSpec(kind="flat"))
+    result = search(index, queries, k=3)
+    return query_rows(queries, gallery, ["r0", "r1", "r2"], truth, result.rows, result.scores)
+
+
+def test_query_rows_on_a_known_case():
+    rows = known_case()
+    assert rows["rank"].tolist() == [1.0, 2.0, 1.0]
+    assert rows["top1_id"].tolist() == ["r0", "r1", "r2"]
+    np.testing.assert_allclose(rows["sim_true"], np.cos(np.deg2rad([10, 50, 10])), atol=1e-6)
+    assert rows["best_wrong_id"].tolist() == ["r1", "r1", "r1"]
+    np.testing.assert_allclose(rows["margin"], np.cos(np.deg2rad([10, 50, 10])) - np.cos(np.deg2rad([80, 40, 80])),
+                               atol=1e-6)
+
+
+def test_summaries():
+    rows = known_case().assign(configuration="c", transform=["a", "a", "b"])
+    s = summarize(rows, ["transform"]).set_index("transform")
+    assert s.loc["a", "recall_at_1"] == 50.0 and s.loc["a", "recall_at_3"] == 100.0
+    assert s.loc["b", "queries"] == 1
+    table = per_transform_table(rows, ["b", "a"])
+    assert table["transform"].tolist() == ["b", "a", "overall"]
+    assert table.iloc[-1]["recall_at_1"] == pytest.approx(200 / 3)
+
+
+def test_rank_is_nan_when_missing_from_the_list():
+    rows = query_rows(np.eye(3)[:1], np.eye(3), ["a", "b", "c"], ["c"], np.array([[0, 1]]), np.array([[1.0, 0.0]]))
+    assert np.isnan(rows["rank"][0])
+    assert summarize(rows.assign(t="x"), ["t"])["recall_at_3"][0] == 0.0
+    assert isinstance(rows, pd.DataFrame)
