@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
 STAMP  := $(VENV)/.installed
+SAM2   := sam2==1.1.0  # an sdist that builds against the installed torch
 
 .PHONY: help setup study test bench data-davis clean-cache
 
@@ -13,6 +14,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install --quiet --disable-pip-version-check --no-build-isolation $(SAM2)
 	touch $@
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies

@@ -9,6 +9,7 @@ cached frames, so changing it never re-runs a model.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ from .cache import ArtifactCache, atomic_path, content_digest, spec_key
 from .parallel import run_batch
 from .video import sample_frames
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 Pooling = Literal["median", "mean", "max"]
 
 
@@ -31,6 +32,7 @@ class VideoFeatures:
     timestamps: np.ndarray
     frames: np.ndarray
     duration_s: float
+    seconds: float = 0.0  # wall time of decoding and embedding
 
     def pooled(self, method: Pooling = "median") -> np.ndarray:
         return pool(self.frames, method)
@@ -64,12 +66,12 @@ def save_features(features: VideoFeatures, path: Path) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, timestamps=features.timestamps, frames=features.frames,
-                     duration_s=np.float64(features.duration_s))
+                     duration_s=np.float64(features.duration_s), seconds=np.float64(features.seconds))
 
 
 def load_features(path: Path) -> VideoFeatures:
     with np.load(path) as z:
-        return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]))
+        return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]), float(z["seconds"]))
 
 
 def extract_one(job: FeatureJob, cache_root: str) -> Path:
@@ -79,9 +81,11 @@ def extract_one(job: FeatureJob, cache_root: str) -> Path:
                    folder_fps=job.folder_fps if job.path.is_dir() else None, version=FEATURE_VERSION)
     out = ArtifactCache(cache_root).path("features", key, ".npz")
     if not out.is_file():
+        t0 = time.perf_counter()
         sampled = sample_frames(job.path, job.fps, job.folder_fps)
         frames = l2_normalize(backbone.embed(sampled.frames))
-        save_features(VideoFeatures(sampled.timestamps, frames, sampled.duration_s), out)
+        seconds = time.perf_counter() - t0
+        save_features(VideoFeatures(sampled.timestamps, frames, sampled.duration_s, seconds), out)
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .backbones import BackboneSpec
 from .errors import ParamsError
@@ -20,6 +20,7 @@ from .fusion import CONFIGURATIONS
 from .index import IndexSpec
 from .parallel import ClusterConfig
 from .synthetic import SyntheticSpec
+from .tracking import TrackerSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,8 @@ class SamplingParams(_Strict):
 class EvaluationParams(_Strict):
     """Which vector configurations are evaluated (the first one is saved as the run's index)."""
 
-    configurations: list[str] = Field(default_factory=lambda: ["visual_padded"], min_length=1)
+    configurations: list[str] = Field(default_factory=lambda: ["fusion", "visual_padded", "action_padded"],
+                                      min_length=1)
     weights: dict[str, float] | None = None  # per-block weights for the ``weighted`` configuration
     k: int = Field(10, ge=3)  # retrieved list length per query
 
@@ -60,6 +62,14 @@ class EvaluationParams(_Strict):
         return value
 
 
+class MotionParams(_Strict):
+    """Object tracking and the action / graph blocks (off: visual configurations only)."""
+
+    enabled: bool = True
+    tracker: TrackerSpec = TrackerSpec()
+    figures: int = Field(3, ge=0)  # references drawn with their tracks in figures/
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()
@@ -68,12 +78,22 @@ class StudyParams(_Strict):
     backbone: BackboneSpec = BackboneSpec()
     models_dir: str = "${STORYHASH_SHARED}/models"  # where backbone ``auto`` looks for the ONNX file
     pooling: Literal["median", "mean", "max"] = "median"
+    motion: MotionParams = MotionParams()
     index: IndexSpec = IndexSpec()
     evaluation: EvaluationParams = EvaluationParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"
     output_dir: str = "outputs"
     cluster: ClusterConfig = ClusterConfig()
+
+    @model_validator(mode="after")
+    def _motion_for_motion_blocks(self) -> StudyParams:
+        if not self.motion.enabled:
+            needy = [c for c in self.evaluation.configurations
+                     if c == "weighted" or set(CONFIGURATIONS[c]) - {"visual"}]
+            if needy:
+                raise ValueError(f"configuration(s) {needy} need motion features, but motion.enabled is false")
+        return self
 
 
 def resolve_path(value: str) -> Path:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .cache import ArtifactCache, atomic_dir, spec_key
 from .corpus import Video, write_manifest
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 GROUND_TRUTH = "ground_truth.csv"
 MANIFEST = "manifest.csv"
 
@@ -74,12 +74,16 @@ def _world_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _wander(rng: np.random.Generator, t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A smooth path: drift plus two sinusoids, reflected into the box [lo, hi]."""
+def _wander(rng: np.random.Generator, t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            speed: float = 0.25) -> np.ndarray:
+    """A smooth path: drift plus two sinusoids, reflected into the box [lo, hi].
+
+    ``speed`` scales the drift (fraction of the box per second) and the sinusoids.
+    """
     span = hi - lo
     p0 = rng.uniform(lo + 0.2 * span, hi - 0.2 * span)
-    v = rng.uniform(-0.25, 0.25, size=2) * span
-    amp = rng.uniform(0.03, 0.12, size=2) * span
+    v = rng.uniform(-speed, speed, size=2) * span
+    amp = rng.uniform(0.12, 0.48, size=2) * speed * span
     freq, phase = rng.uniform(0.3, 1.2, size=2), rng.uniform(0, 6, 2)
     p = p0 + v * t[:, None] + amp * np.sin(2 * np.pi * freq * t[:, None] + phase)
     q = np.mod(p - lo, 2 * span)
@@ -100,7 +104,7 @@ def _objects(rng: np.random.Generator, n_frames: int, fps: float, width: int,
         if behaviour == "follow":
             lag = int(rng.integers(int(0.3 * fps), int(0.8 * fps)))
             lead = objects[partner].path
-            offset = rng.uniform(-0.08, 0.08, size=2) * (hi - lo)
+            offset = rng.choice([-1, 1], size=2) * rng.uniform(0.12, 0.25, size=2) * (hi - lo)
             path = np.clip(np.concatenate([np.repeat(lead[:1], lag, 0), lead])[:n_frames] + offset, lo, hi)
         elif behaviour == "approach":
             target = objects[partner].path
@@ -139,7 +143,7 @@ def _render(spec: SyntheticSpec, rng: np.random.Generator, n_frames: int):
     world = _world_texture(rng, h + 2 * margin_y, w + 2 * margin_x)
     objects = _objects(rng, n_frames, spec.fps, w, h)
     t = np.arange(n_frames) / spec.fps
-    pan = _wander(rng, t, np.array([0.0, 0.0]), np.array([2.0 * margin_x, 2.0 * margin_y]))
+    pan = _wander(rng, t, np.array([0.0, 0.0]), np.array([2.0 * margin_x, 2.0 * margin_y]), speed=0.08)
     diagonal = np.add.outer(np.arange(h), np.arange(w))
     for f in range(n_frames):
         ox, oy = int(round(pan[f, 0])), int(round(pan[f, 1]))

@@ -1,9 +1,11 @@
 import json
 
 import pandas as pd
+import pytest
 import yaml
 
 from storyhash_core.cli import main
+from storyhash_core.errors import ParamsError
 from storyhash_core.params import load_params
 from storyhash_core.study import run_study
 
@@ -19,7 +21,7 @@ def write_params(tmp_path, **overrides):
         "output_dir": str(tmp_path / "out"),
         "cluster": {"n_workers": 2, "processes": False},
         "backbone": {"name": "dct"},
-        "evaluation": {"configurations": ["visual_padded", "visual"]},
+        "evaluation": {"configurations": ["fusion", "visual_padded", "action_padded", "visual"]},
         **overrides,
     }
     path = tmp_path / "p.yaml"
@@ -35,19 +37,37 @@ def test_study_writes_tables_and_reruns_from_cache(tmp_path):
     assert len(queries) == 6 and (queries.error == "").all() and not queries.cached.any()
     assert (queries.frames_sampled >= 2).all()
     rows = pd.read_csv(tables / "robustness_per_query.csv")
-    assert len(rows) == 12 and set(rows.configuration) == {"visual_padded", "visual"}
+    assert len(rows) == 24 and set(rows.configuration) == {"fusion", "visual_padded", "action_padded", "visual"}
     table = pd.read_csv(tables / "table1.csv")
-    assert table["transform"].tolist() == ["flip_v", "speed_1.1", "overall"] * 2
+    assert table["transform"].tolist() == ["flip_v", "speed_1.1", "overall"] * 4
+    assert table.configuration.unique().tolist() == ["fusion", "visual_padded", "action_padded", "visual"]
     for ext in ("md", "tex"):
         assert "overall" in (tables / f"table1.{ext}").read_text()
     padded, alone = (table[table.configuration == c].reset_index() for c in ("visual_padded", "visual"))
     assert padded.recall_at_1.tolist() == alone.recall_at_1.tolist()
+    motion = pd.read_csv(tables / "motion_features.csv")
+    assert len(motion) == 9 and motion.shape[1] == 1 + 15 + 8
+    costs = pd.read_csv(tables / "extraction_cost.csv")
+    assert len(costs) == 9 and (costs.tracking_s > 0).all() and costs.tracking_share.between(0, 1).all()
+    truth = pd.read_csv(tables / "tracking_vs_truth.csv")
+    assert len(truth) == 3 and (truth.truth_points > 0).all()
+    assert len(list((out / "figures").glob("tracks_*.png"))) == 3
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["backbone"] == "dct" and run["summary"]["queries_failed"] == 0
-    assert run["summary"]["search_latency"]["visual"]["queries"] == 6
+    assert 0 <= run["summary"]["tracking_vs_truth"]["recall"] <= 1
+    assert run["summary"]["search_latency"]["fusion"]["queries"] == 6
     again = pd.read_csv(run_study(params) / "tables" / "queries.csv")
     assert again.cached.all()
     pd.testing.assert_frame_equal(pd.read_csv(tables / "table1.csv"), table)
+
+
+def test_motion_off_runs_visual_only_and_fusion_says_why(tmp_path):
+    params = load_params(write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False},
+                                      evaluation={"configurations": ["visual_padded"]}))
+    out = run_study(params)
+    assert not (out / "tables" / "motion_features.csv").exists()
+    with pytest.raises(ParamsError, match=r"\['fusion', 'action_padded'\] need motion features"):
+        load_params(write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False}))
 
 
 def test_query_command_finds_the_reference(tmp_path, capsys):
@@ -72,7 +92,7 @@ def test_failures_are_recorded_not_dropped(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["queries_failed"] == 1 and run["summary"]["references_failed"] == 1
     rows = pd.read_csv(out / "tables" / "robustness_per_query.csv")
-    assert "synth-01@flip_v" not in set(rows.query_id) and len(rows) == 2 * 2
+    assert "synth-01@flip_v" not in set(rows.query_id) and len(rows) == 4 * 2
 
 
 def test_cli_one_line_errors(tmp_path, capsys):

@@ -1,0 +1,131 @@
+"""Object trackers behind one interface: sampled frames in, per-object tracks out.
+
+| name | how | weights |
+| --- | --- | --- |
+| ``flow`` (default) | camera-compensated dense optical flow -> moving-object masks -> connected components -> Hungarian association | none (OpenCV + SciPy) |
+| ``sam2`` | SAM 2 video predictor, point-grid prompts on the first frame, propagated | a user-provided checkpoint |
+
+Tracks are cached per video (content, tracker spec, sampling rate) like visual features;
+each cache entry also records how long tracking took.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..cache import ArtifactCache, atomic_path, content_digest, spec_key
+from ..errors import StoryHashError
+from ..parallel import run_batch
+from ..video import sample_frames
+
+TRACK_VERSION = 1
+
+
+class TrackerError(StoryHashError):
+    """A tracker cannot be loaded or run (missing checkpoint, package not installed)."""
+
+
+class TrackerSpec(BaseModel):
+    """Which tracker and its settings (``sam2_*`` fields apply to the SAM 2 backend only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Literal["flow", "sam2"] = "flow"
+    fps: float = Field(6.0, gt=0)  # frames per second that are tracked
+    max_side: int = Field(320, ge=64)  # flow: frames are shrunk to this longer side
+    min_area: float = Field(0.002, gt=0, lt=1)  # flow: smallest object, fraction of the frame
+    sam2_config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    sam2_checkpoint: str | None = None
+    sam2_image_size: int | None = None  # None: the config's (1024)
+    sam2_grid: int = Field(3, ge=1)  # prompts: a grid x grid lattice of points on the first frame
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """One row per (tracked frame, object): centroid, box (x0, y0, x1, y1) and area, in pixels."""
+
+    times: np.ndarray  # (T,) seconds of the tracked frames
+    width: int
+    height: int
+    frame: np.ndarray  # (K,) index into times
+    object_id: np.ndarray  # (K,)
+    centroid: np.ndarray  # (K, 2)
+    box: np.ndarray  # (K, 4)
+    area: np.ndarray  # (K,)
+
+    @property
+    def n_objects(self) -> int:
+        return len(np.unique(self.object_id))
+
+    @classmethod
+    def from_rows(cls, times, width, height, rows: list[tuple]) -> Tracks:
+        """``rows``: (frame, object_id, cx, cy, x0, y0, x1, y1, area)."""
+        a = np.asarray(rows, np.float64).reshape(-1, 9)
+        return cls(np.asarray(times, np.float64), int(width), int(height), a[:, 0].astype(int),
+                   a[:, 1].astype(int), a[:, 2:4], a[:, 4:8], a[:, 8])
+
+
+class Tracker(Protocol):
+    def track(self, frames: np.ndarray, times: np.ndarray) -> Tracks: ...
+
+
+@functools.lru_cache(maxsize=2)
+def load_tracker(spec: TrackerSpec) -> Tracker:
+    if spec.name == "sam2":
+        from .sam2 import Sam2Tracker
+
+        return Sam2Tracker(spec)
+    from .flow import FlowTracker
+
+    return FlowTracker(spec)
+
+
+def save_tracks(tracks: Tracks, seconds: float, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, times=tracks.times, size=np.array([tracks.width, tracks.height]), frame=tracks.frame,
+                     object_id=tracks.object_id, centroid=tracks.centroid, box=tracks.box, area=tracks.area,
+                     seconds=np.float64(seconds))
+
+
+def load_tracks(path: Path) -> tuple[Tracks, float]:
+    """Tracks and the seconds tracking took."""
+    with np.load(path) as z:
+        return Tracks(z["times"], int(z["size"][0]), int(z["size"][1]), z["frame"], z["object_id"],
+                      z["centroid"], z["box"], z["area"]), float(z["seconds"])
+
+
+@dataclass(frozen=True)
+class TrackJob:
+    path: Path
+    folder_fps: float
+    spec: TrackerSpec
+
+
+def track_one(job: TrackJob, cache_root: str) -> Path:
+    """Tracks of one video, computed unless cached; returns the cache file."""
+    key = spec_key(source=content_digest(job.path), tracker=job.spec.model_dump(),
+                   folder_fps=job.folder_fps if job.path.is_dir() else None, version=TRACK_VERSION)
+    out = ArtifactCache(cache_root).path("tracks", key, ".npz")
+    if not out.is_file():
+        tracker = load_tracker(job.spec)
+        t0 = time.perf_counter()
+        sampled = sample_frames(job.path, job.spec.fps, job.folder_fps)
+        tracks = tracker.track(sampled.frames, sampled.timestamps)
+        save_tracks(tracks, time.perf_counter() - t0, out)
+    return out
+
+
+def track_videos(client, items: dict[str, tuple[Path, float]], spec: TrackerSpec, cache: ArtifactCache,
+                 desc: str = "tracks") -> tuple[dict[str, tuple[Tracks, float]], list]:
+    """Tracks for ``{id: (path, folder_fps)}`` in parallel; returns ({id: (tracks, seconds)}, failures)."""
+    keys = list(items)
+    jobs = [TrackJob(items[k][0], items[k][1], spec) for k in keys]
+    done, failed = run_batch(client, track_one, jobs, keys, desc, cache_root=str(cache.root))
+    return {k: load_tracks(done[k]) for k in keys if k in done}, failed

@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from storyhash_core.cache import ArtifactCache
+from storyhash_core.corpus import load_manifest
+from storyhash_core.synthetic import GROUND_TRUTH, SyntheticSpec, generate_corpus
+from storyhash_core.tracking import TrackerError, TrackerSpec, load_tracker, track_videos
+from storyhash_core.tracking.evaluate import score_tracks
+from storyhash_core.tracking.flow import camera_motion, link
+from storyhash_core.tracking.sam2 import Sam2Tracker, grid_points
+from storyhash_core.video import sample_frames
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return generate_corpus(SyntheticSpec(n_videos=4, min_duration_s=2.0, max_duration_s=2.5),
+                           tmp_path_factory.mktemp("synthetic"))
+
+
+def test_camera_motion_recovers_a_pan():
+    flow = np.zeros((90, 160, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 3.0, -2.0
+    flow[30:50, 60:90] = (10.0, 10.0)  # a moving object is an outlier
+    np.testing.assert_allclose(camera_motion(flow), [[1, 0, 3], [0, 1, -2]], atol=1e-3)
+
+
+def test_link_keeps_identities_through_a_gap():
+    det = lambda x: np.array([[x, 50.0, x - 5, 45, x + 5, 55, 100]])  # noqa: E731
+    frames = [det(10), det(20), np.zeros((0, 7)), det(40), det(50)]
+    rows = link(frames, diag=500.0)
+    assert [r[1] for r in rows] == [0, 0, 0, 0] and [r[0] for r in rows] == [0, 1, 3, 4]
+    far = [det(10), det(400)]  # a jump beyond the gate starts a new track, and single-frame tracks go
+    assert link(far, diag=500.0) == []
+
+
+def test_flow_tracker_follows_the_synthetic_objects(corpus):
+    """Tracks against the generator's ground truth: the scores are printed and bounded."""
+    truth = pd.read_csv(corpus.parent / GROUND_TRUTH)
+    tracker = load_tracker(TrackerSpec())
+    matched = points = tracked = 0
+    errors = []
+    for video in load_manifest(corpus):
+        s = sample_frames(video.path, 6.0, video.fps)
+        score = score_tracks(tracker.track(s.frames, s.timestamps), truth[truth.video_id == video.video_id], video.fps)
+        matched, points, tracked = matched + score.matched, points + score.truth_points, tracked + score.tracked_points
+        errors.append(score.centroid_error_px)
+    recall, precision, error = matched / points, matched / tracked, float(np.mean(errors))
+    print(f"flow tracker on 4 synthetic clips: recall {recall:.2f}, precision {precision:.2f},"
+          f" centroid error {error:.1f} px (320x180)")
+    assert recall > 0.4 and precision > 0.6 and error < 15
+
+
+def test_tracks_are_cached_with_their_cost(corpus, tmp_path, client):
+    videos = load_manifest(corpus)[:2]
+    items = {v.video_id: (v.path, v.fps) for v in videos}
+    first, failed = track_videos(client, items, TrackerSpec(), ArtifactCache(tmp_path))
+    assert not failed and set(first) == set(items)
+    tracks, seconds = first[videos[0].video_id]
+    assert seconds > 0 and tracks.n_objects >= 1 and tracks.width == 320
+    files = sorted((tmp_path / "tracks").rglob("*.npz"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    track_videos(client, items, TrackerSpec(), ArtifactCache(tmp_path))
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+
+
+def test_sam2_needs_a_checkpoint(tmp_path):
+    with pytest.raises(TrackerError, match="needs tracker.sam2_checkpoint"):
+        load_tracker(TrackerSpec(name="sam2"))
+    with pytest.raises(TrackerError, match="not found"):
+        load_tracker(TrackerSpec(name="sam2", sam2_checkpoint=str(tmp_path / "none.pt")))
+
+
+def test_sam2_propagates_point_prompts_with_random_weights(corpus):
+    """The real SAM 2 code path end to end, randomly initialised (no checkpoint here)."""
+    spec = TrackerSpec(name="sam2", sam2_image_size=256, sam2_grid=2)
+    tracker = Sam2Tracker(spec, allow_random_weights=True)
+    video = load_manifest(corpus)[1]
+    s = sample_frames(video.path, 3.0)
+    frames, times = s.frames[:6], s.timestamps[:6]
+    tracks = tracker.track(frames, times)
+    assert tracks.width == 320 and tracks.height == 180 and len(tracks.times) == 6
+    assert set(tracks.object_id) <= {0, 1, 2, 3}
+    assert set(tracks.frame) <= set(range(6))
+    assert ((tracks.box[:, 2] > tracks.box[:, 0]) & (tracks.area > 0)).all()
+    np.testing.assert_allclose(grid_points(320, 180, 2), [[80, 45], [240, 45], [80, 135], [240, 135]])
