@@ -10,11 +10,11 @@ from .errors import StoryHashError
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .params import load_params
-    from .study import run_study
+    from .runner import NOTEBOOKS, run_notebooks
 
-    out = run_study(load_params(args.params))
-    print(f"study written to {out}")
+    notebooks = tuple(n for n in NOTEBOOKS if not args.only or n in args.only)
+    out = run_notebooks(args.params, notebooks)
+    print(f"study written to {out} (rendered notebooks in {out / 'notebooks'})")
 
 
 def _transforms(args: argparse.Namespace) -> None:
@@ -73,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storyhash", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("study", help="run the study for a params file")
+    s = sub.add_parser("study", help="run the notebook sequence headlessly (papermill) for a params file")
     s.add_argument("--params", default="params/default.yaml", help="YAML params (default: %(default)s)")
+    s.add_argument("--only", nargs="+", metavar="NOTEBOOK",
+                   help="run only these notebooks, e.g. 04_robustness (earlier ones must have run)")
     s.set_defaults(fn=_study)
 
     s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")
     s.add_argument("video", help="video file or frame folder (24 fps)")
-    s.add_argument("--index", default="outputs/real/index", help="index folder a study saved (default: %(default)s)")
+    s.add_argument("--index", default="outputs/real/indexes/fusion", help="index folder a study saved (default: %(default)s)")
     s.add_argument("-k", type=int, default=5, help="how many results (default: 5)")
     s.set_defaults(fn=_query)
 

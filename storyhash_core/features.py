@@ -91,8 +91,7 @@ def extract_one(job: FeatureJob, cache_root: str) -> Path:
 
 def extract_features(client, items: dict[str, tuple[Path, float]], backbone: BackboneSpec, fps: float,
                      cache: ArtifactCache, desc: str = "features"):
-    """Features for ``{id: (path, folder_fps)}`` in parallel; returns (features by id, failures)."""
+    """Features for ``{id: (path, folder_fps)}`` in parallel; returns (cache file by id, failures)."""
     keys = list(items)
     jobs = [FeatureJob(items[k][0], items[k][1], backbone, fps) for k in keys]
-    done, failed = run_batch(client, extract_one, jobs, keys, desc, cache_root=str(cache.root))
-    return {k: load_features(done[k]) for k in keys if k in done}, failed
+    return run_batch(client, extract_one, jobs, keys, desc, cache_root=str(cache.root))

@@ -9,6 +9,7 @@ is silently dropped.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from dask.distributed import Client, LocalCluster, as_completed
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 class ClusterConfig(BaseModel):
@@ -58,7 +59,8 @@ def run_batch(client: Client, fn: Callable[..., Any], items: Sequence[Any], keys
                for item, key in zip(items, keys, strict=True)}
     results: dict[str, Any] = {}
     failures: list[Failure] = []
-    with tqdm(total=len(futures), desc=desc, unit="task") as bar:
+    # in a terminal the bar redraws often; in logs and notebooks every 10 s is enough
+    with tqdm(total=len(futures), desc=desc, unit="task", mininterval=0.1 if sys.stderr.isatty() else 10) as bar:
         for future in as_completed(futures):
             key = futures[future]
             if future.status == "error":

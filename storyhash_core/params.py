@@ -1,8 +1,7 @@
 """Typed, validated parameter sets read from YAML; unknown keys and wrong types are errors.
 
 Paths may use environment variables (``$STORYHASH_SHARED`` defaults to the ``shared``
-folder beside the project checkout) and, when relative, are taken from the directory
-the study is run from.
+folder beside the project checkout) and, when relative, are taken from the project root.
 """
 
 from __future__ import annotations
@@ -70,6 +69,11 @@ class MotionParams(_Strict):
     figures: int = Field(3, ge=0)  # references drawn with their tracks in figures/
 
 
+class FigureParams(_Strict):
+    rotation_angles: list[float] = Field(default_factory=lambda: [0, 15, 30, 45, 60, 75, 90], min_length=2)
+    failure_thumbnails: int = Field(24, ge=0)  # at most this many failure strips are drawn
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()
@@ -81,6 +85,7 @@ class StudyParams(_Strict):
     motion: MotionParams = MotionParams()
     index: IndexSpec = IndexSpec()
     evaluation: EvaluationParams = EvaluationParams()
+    figures: FigureParams = FigureParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"
     output_dir: str = "outputs"
@@ -97,9 +102,11 @@ class StudyParams(_Strict):
 
 
 def resolve_path(value: str) -> Path:
-    """Expand ``$VARS`` (``STORYHASH_SHARED`` has a default) and make the path absolute."""
+    """Expand ``$VARS`` (``STORYHASH_SHARED`` has a default); a relative path is taken from the
+    project root, so notebooks (run from ``notebooks/``) and ``make`` agree."""
     os.environ.setdefault("STORYHASH_SHARED", str(PROJECT_ROOT.parent / "shared"))
-    return Path(os.path.expandvars(value)).expanduser().resolve()
+    path = Path(os.path.expandvars(value)).expanduser()
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
 def load_params(path: str | Path) -> StudyParams:

@@ -1,11 +1,21 @@
-"""The study's main job, stage by stage, from a :class:`StudyParams`.
+"""The study's stages, each reading and writing open files in one run folder.
 
-corpus -> query set (every transform of every query reference) -> visual features and
-object tracks of references and queries -> blocks (visual pooled; action min-max scaled
-on the references; graph) -> per configuration: fuse, index, search -> per-query rows and
-per-transform tables. Every stage writes open files into ``<output_dir>/<run_name>/``;
-failures are rows with their error, never dropped, and ``run.json`` records parameters,
-the backbone and why it was chosen, versions, counts and timings.
+A :class:`Run` is a params set plus its folder ``<output_dir>/<run_name>/``. The stages
+are called in order by the notebooks (``notebooks/01…07``), and each reads only what the
+earlier ones wrote, so any notebook reruns on its own from the run folder and the cache:
+
+1. :func:`extract_stage`: corpus, query set, per-video visual features and tracks (cached)
+   -> ``tables/references.csv``, ``tables/queries.csv``, ``tables/extraction_cost.csv``,
+   ``artifacts/files.csv``, track figures, tracker-vs-truth on the synthetic corpus
+2. :func:`fuse_stage`: blocks (visual pooled; action min-max fitted on references; graph)
+   -> ``artifacts/blocks.npz``, ``tables/motion_features.csv``
+3. :func:`index_stage`: one FAISS index per configuration -> ``indexes/<configuration>/``
+4. :func:`robustness_stage`: every query searched -> ``tables/robustness_per_query.csv``,
+   ``tables/table1.*``, ``tables/table1_vs_paper.*``
+5-7. analysis and figures (:mod:`storyhash_core.analysis`, :mod:`storyhash_core.figures`), and
+   :func:`rotation_sweep_stage` for the rotation figure.
+
+Failures are rows with their error, never dropped; ``run.json`` gathers each stage's record.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,41 +35,89 @@ from . import __version__
 from .backbones import BackboneSpec, resolve_auto
 from .cache import ArtifactCache, atomic_path
 from .corpus import Video, load_manifest, scan_directory
-from .errors import ParamsError
-from .features import VideoFeatures, extract_features
+from .errors import ParamsError, StoryHashError
+from .features import extract_features, load_features
 from .fusion import fuse
-from .index import build_index, save_index, search
+from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
-from .params import StudyParams, resolve_path
-from .parallel import dask_client
-from .queries import Query, generate_queries
+from .params import StudyParams, load_params, resolve_path
+from .parallel import Failure, dask_client
+from .queries import generate_queries
 from .report import beside_paper, paper_table1, track_strip, write_table
 from .synthetic import GROUND_TRUTH, synthetic_corpus
-from .tracking import Tracks, track_videos
+from .tracking import load_tracks, track_videos
 from .tracking.evaluate import score_tracks
-from .transforms import resolve
+from .transforms import Transform, resolve, rotation_sweep
 from .video import sample_frames
 
 
 @dataclass
-class Timer:
-    """Wall time per named stage."""
+class Run:
+    """A params set, its run folder and its cache."""
 
-    seconds: dict[str, float] = field(default_factory=dict)
+    params: StudyParams
+    dir: Path
+    params_file: Path | None = None
 
-    def __call__(self, name: str):
-        timer = self
+    @classmethod
+    def open(cls, params_file: str | Path, run_dir: str | Path | None = None) -> Run:
+        params = load_params(params_file)
+        folder = Path(run_dir) if run_dir else resolve_path(params.output_dir) / params.run_name
+        return cls(params, folder.resolve(), Path(params_file).resolve())
 
-        class _Stage:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
+    @property
+    def cache(self) -> ArtifactCache:
+        return ArtifactCache(resolve_path(self.params.cache_dir))
 
-            def __exit__(self, *exc):
-                timer.seconds[name] = round(time.perf_counter() - self.t0, 3)
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
 
-        return _Stage()
+    def table(self, name: str, folder: str = "tables") -> pd.DataFrame:
+        """A table an earlier stage wrote (empty text cells read as "", empty numbers as NaN)."""
+        path = self.path(folder, f"{name}.csv")
+        if not path.is_file():
+            raise StoryHashError(f"{path} not found: run the earlier notebooks of the sequence first")
+        df = pd.read_csv(path)
+        text = df.select_dtypes(include=["object", "string"]).columns.union(
+            [c for c in ("error", "features", "tracks", "path") if c in df])
+        for c in text:
+            df[c] = df[c].astype(object).where(df[c].notna(), "")
+        return df
 
+    def record(self, stage: str, entry: dict) -> None:
+        """Merge ``entry`` under ``stages.<stage>`` in ``run.json`` (atomically)."""
+        path = self.path("run.json")
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data.setdefault("stages", {})[stage] = entry
+        data |= {"params": self.params.model_dump(), "params_file": str(self.params_file or ""),
+                 "versions": versions()}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, default=str))
+
+    @contextmanager
+    def client(self) -> Iterator:
+        with dask_client(self.params.cluster) as client:
+            yield client
+
+
+def versions() -> dict[str, str]:
+    import faiss
+    import onnxruntime
+
+    return {"storyhash": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pd.__version__, "faiss": faiss.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return round(time.perf_counter() - self.t0, 3)
+
+
+# ---- 1. extract --------------------------------------------------------------------------
 
 def load_corpus(params: StudyParams, cache: ArtifactCache) -> list[Video]:
     """The reference videos the params select."""
@@ -79,201 +139,293 @@ def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
     return [v for v in videos if wanted is None or v.collection in wanted]
 
 
-def concrete_backbone(spec: BackboneSpec, models_dir: str) -> tuple[BackboneSpec, str]:
+def concrete_backbone(params: StudyParams) -> tuple[BackboneSpec, str]:
     """Resolve ``auto`` and expand a weights path; return the spec and why it was chosen."""
+    spec = params.backbone
     if spec.weights and (spec.name == "mobilenetv2-onnx" or "$" in spec.weights):
         spec = spec.model_copy(update={"weights": str(resolve_path(spec.weights))})
-    return resolve_auto(spec, resolve_path(models_dir))
+    return resolve_auto(spec, resolve_path(params.models_dir))
 
 
-def reference_table(videos: list[Video], feats: dict[str, VideoFeatures], errors: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "video_id": v.video_id, "collection": v.collection, "path": str(v.path),
-        "frames_sampled": len(feats[v.video_id].timestamps) if v.video_id in feats else 0,
-        "duration_s": feats[v.video_id].duration_s if v.video_id in feats else np.nan,
-        "error": errors.get(v.video_id, ""),
-    } for v in videos])
+def _errors(failures: list[Failure]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in failures:
+        out[f.key] = "; ".join(filter(None, [out.get(f.key), f.error]))
+    return out
 
 
-def query_table(queries: list[Query], feats: dict[str, VideoFeatures], errors: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
-        "family": q.family, "path": str(q.path or ""), "cached": q.cached,
-        "frames_sampled": len(feats[q.query_id].timestamps) if q.query_id in feats else 0,
-        "error": q.error or errors.get(q.query_id, ""),
-    } for q in queries])
+def extract_items(run: Run, client, backbone: BackboneSpec, items: dict[str, tuple[Path, float]],
+                  what: str) -> pd.DataFrame:
+    """Features (and tracks) for ``{id: (path, folder_fps)}``: one row per id with the cache files,
+    the seconds each took and the error of those that failed."""
+    feats, failed = extract_features(client, items, backbone, run.params.sampling.fps, run.cache, f"{what} features")
+    tracks: dict[str, Path] = {}
+    if run.params.motion.enabled:
+        tracks, track_failed = track_videos(client, items, run.params.motion.tracker, run.cache, f"{what} tracks")
+        failed = failed + track_failed
+    errors = _errors(failed)
+    rows = []
+    for key in items:
+        f = load_features(feats[key]) if key in feats else None
+        t = load_tracks(tracks[key]) if key in tracks else None
+        rows.append({"id": key, "role": what, "features": str(feats.get(key, "")), "tracks": str(tracks.get(key, "")),
+                     "frames_sampled": len(f.timestamps) if f else 0, "duration_s": f.duration_s if f else np.nan,
+                     "visual_s": f.seconds if f else np.nan, "tracking_s": t[1] if t else np.nan,
+                     "objects": t[0].n_objects if t else 0, "error": errors.get(key, "")})
+    return pd.DataFrame(rows)
 
 
-def evaluate(params: StudyParams, gallery_ids: list[str], gallery: dict[str, np.ndarray],
-             queries: pd.DataFrame, probes: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict, dict]:
-    """Per configuration: fuse, index, search every query; return rows, latencies and indexes."""
-    rows, latency, indexes = [], {}, {}
-    for configuration in params.evaluation.configurations:
-        g = fuse(gallery, configuration, params.evaluation.weights)
-        q = fuse(probes, configuration, params.evaluation.weights)
-        index = build_index(g, params.index)
-        result = search(index, q, params.evaluation.k)
-        found = query_rows(q, g, gallery_ids, list(queries["reference_id"]), result.rows, result.scores)
-        rows.append(pd.concat([queries[["query_id", "reference_id", "transform", "family"]]
-                               .reset_index(drop=True).assign(configuration=configuration), found], axis=1))
-        latency[configuration] = latency_stats(result.latency_ms)
-        indexes[configuration] = index
-    return pd.concat(rows, ignore_index=True), latency, indexes
+def tracking_vs_truth(videos: list[Video], files: pd.DataFrame, truth_csv: Path) -> pd.DataFrame:
+    """Reference tracks scored against the synthetic corpus's known trajectories."""
+    truth = pd.read_csv(truth_csv)
+    by_id = files.set_index("id")["tracks"]
+    rows = []
+    for v in videos:
+        if by_id.get(v.video_id):
+            score = score_tracks(load_tracks(Path(by_id[v.video_id]))[0], truth[truth["video_id"] == v.video_id], v.fps)
+            rows.append({"video_id": v.video_id, **asdict(score), "recall": score.recall, "precision": score.precision})
+    return pd.DataFrame(rows)
 
+
+def draw_tracks(run: Run, videos: list[Video], files: pd.DataFrame) -> list[Path]:
+    """Strips of frames with their tracks drawn, for the first few references."""
+    import cv2
+
+    by_id = files.set_index("id")["tracks"]
+    written = []
+    for v in [v for v in videos if by_id.get(v.video_id)][: run.params.motion.figures]:
+        frames = sample_frames(v.path, run.params.motion.tracker.fps, v.fps).frames
+        out = run.path("figures", f"tracks_{v.video_id}.png")
+        with atomic_path(out) as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(track_strip(frames, load_tracks(Path(by_id[v.video_id]))[0]),
+                                               cv2.COLOR_RGB2BGR))
+        written.append(out)
+    return written
+
+
+def extract_stage(run: Run, client) -> dict:
+    """Corpus, queries, features and tracks of every video; writes the tables listed above."""
+    p, clock = run.params, Stopwatch()
+    backbone, why = concrete_backbone(p)
+    videos = load_corpus(p, run.cache)
+    transforms = resolve(p.transforms)
+    queries = generate_queries(client, query_sources(p, videos), transforms, run.cache)
+    t_transforms = clock()
+    refs = extract_items(run, client, backbone, {v.video_id: (v.path, v.fps) for v in videos}, "reference")
+    probes = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "query")
+    files = pd.concat([refs, probes], ignore_index=True)
+
+    references = pd.DataFrame([{"video_id": v.video_id, "collection": v.collection, "path": str(v.path)}
+                               for v in videos]).merge(refs.drop(columns=["role", "features", "tracks"])
+                                                       .rename(columns={"id": "video_id"}), on="video_id")
+    query_df = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
+                              "family": q.family, "path": str(q.path or ""), "cached": q.cached,
+                              "transform_error": q.error} for q in queries])
+    query_df = query_df.merge(probes.drop(columns=["role", "features", "tracks"]).rename(columns={"id": "query_id"}),
+                              on="query_id", how="left")
+    query_df["error"] = query_df["transform_error"].where(query_df["transform_error"] != "", query_df["error"])
+    query_df = query_df.drop(columns="transform_error").fillna({"error": "", "frames_sampled": 0, "objects": 0})
+    ok_refs = set(references.loc[references["error"] == "", "video_id"])
+    orphan = (query_df["error"] == "") & ~query_df["reference_id"].isin(ok_refs)
+    query_df.loc[orphan, "error"] = "reference has no features (see references.csv)"
+
+    write_table(references, run.path("tables", "references"))
+    write_table(query_df, run.path("tables", "queries"))
+    write_table(files, run.path("artifacts", "files"))
+    costs = files.loc[files["error"] == "", ["id", "role", "visual_s", "tracking_s"]]
+    costs = costs.assign(tracking_share=costs["tracking_s"] / (costs["visual_s"] + costs["tracking_s"]))
+    write_table(costs, run.path("tables", "extraction_cost"))
+    entry = {
+        "backbone": backbone.model_dump(), "backbone_reason": why,
+        "tracker": p.motion.tracker.model_dump() if p.motion.enabled else None,
+        "references": len(videos), "references_failed": int((references["error"] != "").sum()),
+        "queries": len(query_df), "queries_failed": int((query_df["error"] != "").sum()),
+        "queries_cached": int(query_df["cached"].sum()),
+        "transforms": [t.name for t in transforms],
+        "seconds": {"transforms": t_transforms, "total": clock()},
+        "seconds_per_video_median": {"visual": float(costs["visual_s"].median()),
+                                     "tracking": float(costs["tracking_s"].median())},
+    }
+    if p.motion.enabled:
+        entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum()
+                                                      / costs[["visual_s", "tracking_s"]].sum().sum())
+        draw_tracks(run, videos, refs)
+        if p.corpus.kind == "synthetic":
+            truth = tracking_vs_truth(videos, refs, synthetic_corpus(p.corpus.synthetic, run.cache).parent / GROUND_TRUTH)
+            write_table(truth, run.path("tables", "tracking_vs_truth"), ("csv", "md"))
+            entry["tracking_vs_truth"] = {
+                "recall": float(truth["matched"].sum() / truth["truth_points"].sum()),
+                "precision": float(truth["matched"].sum() / truth["tracked_points"].sum()),
+                "centroid_error_px": float(truth["centroid_error_px"].mean())}
+    run.record("extract", entry)
+    return entry
+
+
+# ---- 2. fuse -------------------------------------------------------------------------------
 
 @dataclass
-class Extracted:
-    """Per-video features, tracks and the errors of those that failed."""
+class Blocks:
+    """Per-video blocks of the gallery (references) and the probes (queries)."""
 
-    feats: dict[str, VideoFeatures]
-    tracks: dict[str, tuple[Tracks, float]]
-    errors: dict[str, str]
+    ref_ids: list[str]
+    refs: dict[str, np.ndarray]
+    query_ids: list[str]
+    queries: dict[str, np.ndarray]
+    scaler: MinMax | None
 
-    def usable(self, video_id: str, motion: bool) -> bool:
-        return video_id in self.feats and (not motion or video_id in self.tracks)
 
-
-def extract(client, params: StudyParams, backbone: BackboneSpec, items: dict[str, tuple[Path, float]],
-            cache: ArtifactCache, what: str, timer: Timer) -> Extracted:
-    """Visual features (and tracks, if motion is on) for ``{id: (path, folder_fps)}``."""
-    with timer(f"{what}_features"):
-        feats, failed = extract_features(client, items, backbone, params.sampling.fps, cache, f"{what} features")
-    tracks: dict[str, tuple[Tracks, float]] = {}
+def blocks_for(files: pd.DataFrame, params: StudyParams, scaler: MinMax | None) -> tuple[dict, MinMax | None]:
+    """Blocks for the rows of ``files``; the action scaler is fitted here when none is given."""
+    blocks = {"visual": np.stack([load_features(Path(f)).pooled(params.pooling) for f in files["features"]])}
     if params.motion.enabled:
-        with timer(f"{what}_tracks"):
-            tracks, track_failed = track_videos(client, items, params.motion.tracker, cache, f"{what} tracks")
-        failed = failed + track_failed
-    errors: dict[str, str] = {}
-    for f in failed:
-        errors[f.key] = "; ".join(filter(None, [errors.get(f.key), f.error]))
-    return Extracted(feats, tracks, errors)
-
-
-def blocks_for(ids: list[str], ex: Extracted, params: StudyParams, scaler: MinMax | None):
-    """Blocks for ``ids``; the action scaler is fitted here when none is given (references)."""
-    blocks = {"visual": np.stack([ex.feats[i].pooled(params.pooling) for i in ids])}
-    if params.motion.enabled:
-        action, graph = motion_blocks([ex.tracks[i][0] for i in ids])
+        action, graph = motion_blocks([load_tracks(Path(t))[0] for t in files["tracks"]])
         scaler = scaler or MinMax.fit(action)
         blocks |= {"action": scaler.apply(action), "graph": graph, "action_raw": action}
     return blocks, scaler
 
 
-def cost_table(kind: str, ids: list[str], ex: Extracted) -> pd.DataFrame:
-    """Per-video extraction seconds: visual, tracking and tracking's share."""
-    visual = np.array([ex.feats[i].seconds for i in ids])
-    tracking = np.array([ex.tracks[i][1] if i in ex.tracks else np.nan for i in ids])
-    return pd.DataFrame({"id": ids, "kind": kind, "visual_s": visual, "tracking_s": tracking,
-                         "tracking_share": tracking / (visual + tracking)})
+def fuse_stage(run: Run) -> Blocks:
+    """Blocks of every usable reference and query -> ``artifacts/blocks.npz``."""
+    files = run.table("files", "artifacts")
+    queries = run.table("queries")
+    ok = files[files["error"] == ""]
+    refs = ok[ok["role"] == "reference"]
+    usable = set(queries.loc[queries["error"] == "", "query_id"])
+    probes = ok[(ok["role"] == "query") & ok["id"].isin(usable)]
+    ref_blocks, scaler = blocks_for(refs, run.params, None)
+    probe_blocks, _ = blocks_for(probes, run.params, scaler)
+    blocks = Blocks(list(refs["id"]), ref_blocks, list(probes["id"]), probe_blocks, scaler)
+    save_blocks(blocks, run.path("artifacts", "blocks.npz"))
+    if scaler is not None:
+        table = pd.concat([motion_table(blocks.ref_ids, ref_blocks, "reference"),
+                           motion_table(blocks.query_ids, probe_blocks, "query")])
+        write_table(table, run.path("tables", "motion_features"))
+    run.record("fuse", {"references": len(blocks.ref_ids), "queries": len(blocks.query_ids),
+                        "widths": {k: int(v.shape[1]) for k, v in ref_blocks.items()}})
+    return blocks
 
 
-def motion_table(ids: list[str], blocks: dict) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame({"id": ids}),
+def motion_table(ids: list[str], blocks: dict, role: str) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"id": ids, "role": role}),
                       pd.DataFrame(blocks["action_raw"], columns=list(ACTION_NAMES)),
                       pd.DataFrame(blocks["graph"], columns=[f"graph_{n}" for n in GRAPH_NAMES])], axis=1)
 
 
-def tracking_vs_truth(videos: list[Video], ex: Extracted, truth_csv: Path) -> pd.DataFrame:
-    """Reference tracks scored against the synthetic corpus's known trajectories."""
-    truth = pd.read_csv(truth_csv)
+def save_blocks(blocks: Blocks, path: Path) -> None:
+    arrays = {f"ref_{k}": v for k, v in blocks.refs.items()} | {f"query_{k}": v for k, v in blocks.queries.items()}
+    if blocks.scaler is not None:
+        arrays |= {"scaler_low": blocks.scaler.low, "scaler_high": blocks.scaler.high}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, ref_ids=np.array(blocks.ref_ids), query_ids=np.array(blocks.query_ids), **arrays)
+
+
+def load_blocks(run: Run) -> Blocks:
+    path = run.path("artifacts", "blocks.npz")
+    if not path.is_file():
+        raise StoryHashError(f"{path} not found: run notebooks/02_fuse first")
+    with np.load(path) as z:
+        refs = {k[4:]: z[k] for k in z.files if k.startswith("ref_") and k != "ref_ids"}
+        queries = {k[6:]: z[k] for k in z.files if k.startswith("query_") and k != "query_ids"}
+        scaler = MinMax(z["scaler_low"], z["scaler_high"]) if "scaler_low" in z.files else None
+        return Blocks(z["ref_ids"].tolist(), refs, z["query_ids"].tolist(), queries, scaler)
+
+
+# ---- 3. index ------------------------------------------------------------------------------
+
+def index_stage(run: Run) -> pd.DataFrame:
+    """One index per configuration -> ``indexes/<configuration>/`` (with what ``storyhash query`` needs)."""
+    p = run.params
+    blocks = load_blocks(run)
+    backbone = run_record(run)["stages"]["extract"]["backbone"]
     rows = []
-    for v in videos:
-        if v.video_id in ex.tracks:
-            score = score_tracks(ex.tracks[v.video_id][0], truth[truth["video_id"] == v.video_id], v.fps)
-            rows.append({"video_id": v.video_id, **asdict(score), "recall": score.recall,
-                         "precision": score.precision})
-    return pd.DataFrame(rows)
+    for configuration in p.evaluation.configurations:
+        vectors = fuse(blocks.refs, configuration, p.evaluation.weights)
+        clock = Stopwatch()
+        index = build_index(vectors, p.index)
+        build_s = clock()
+        meta = {"configuration": configuration, "backbone": backbone, "pooling": p.pooling,
+                "sampling_fps": p.sampling.fps, "index": p.index.model_dump(), "weights": p.evaluation.weights}
+        if blocks.scaler is not None:
+            meta["motion"] = {"tracker": p.motion.tracker.model_dump(), "action_low": blocks.scaler.low.tolist(),
+                              "action_high": blocks.scaler.high.tolist()}
+        save_index(index, blocks.ref_ids, meta, run.path("indexes", configuration))
+        size = run.path("indexes", configuration, "index.faiss").stat().st_size
+        rows.append({"configuration": configuration, "kind": p.index.kind, "vectors": index.ntotal,
+                     "dim": vectors.shape[1], "build_s": build_s, "bytes": size})
+    table = pd.DataFrame(rows)
+    write_table(table, run.path("tables", "indexes"), ("csv", "md"))
+    run.record("index", {"indexes": rows})
+    return table
 
 
-def draw_tracks(videos: list[Video], ex: Extracted, params: StudyParams, folder: Path) -> None:
-    """A strip of frames with tracks drawn, for the first few references."""
-    import cv2
-
-    for v in [v for v in videos if v.video_id in ex.tracks][: params.motion.figures]:
-        frames = sample_frames(v.path, params.motion.tracker.fps, v.fps).frames
-        image = track_strip(frames, ex.tracks[v.video_id][0])
-        with atomic_path(folder / f"tracks_{v.video_id}.png") as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+def run_record(run: Run) -> dict:
+    path = run.path("run.json")
+    if not path.is_file():
+        raise StoryHashError(f"{path} not found: run notebooks/01_extract first")
+    return json.loads(path.read_text())
 
 
-def run_study(params: StudyParams) -> Path:
-    """Run every stage; return the run's output folder."""
-    out = resolve_path(params.output_dir) / params.run_name
-    tables = out / "tables"
-    cache = ArtifactCache(resolve_path(params.cache_dir))
-    timer = Timer()
-    backbone, why = concrete_backbone(params.backbone, params.models_dir)
-    motion = params.motion.enabled
-    with timer("corpus"):
-        videos = load_corpus(params, cache)
-    transforms = resolve(params.transforms)
-    with dask_client(params.cluster) as client:
-        with timer("transforms"):
-            queries = generate_queries(client, query_sources(params, videos), transforms, cache)
-        refs = extract(client, params, backbone, {v.video_id: (v.path, v.fps) for v in videos}, cache,
-                       "reference", timer)
-        probes = extract(client, params, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path},
-                         cache, "query", timer)
-    references = reference_table(videos, refs.feats, refs.errors)
-    query_df = query_table(queries, probes.feats, probes.errors)
-    gallery_ids = [v.video_id for v in videos if refs.usable(v.video_id, motion)]
-    orphan = (query_df["error"] == "") & ~query_df["reference_id"].isin(gallery_ids)
-    query_df.loc[orphan, "error"] = "reference has no features (see references.csv)"
-    usable = query_df[query_df["error"] == ""]
-    probe_ids = list(usable["query_id"])
+# ---- 4. robustness -------------------------------------------------------------------------
 
-    with timer("evaluate"):
-        gallery, scaler = blocks_for(gallery_ids, refs, params, None)
-        probe_blocks, _ = blocks_for(probe_ids, probes, params, scaler)
-        rows, latency, indexes = evaluate(params, gallery_ids, gallery, usable, probe_blocks)
-        table = per_transform_table(rows, [t.name for t in transforms])
+def search_configurations(run: Run, query_ids: list[str], probe_blocks: dict, queries: pd.DataFrame,
+                          gallery_ids: list[str], gallery_blocks: dict) -> tuple[pd.DataFrame, dict]:
+    """Every query searched in every configuration's saved index; per-query rows and latencies."""
+    p = run.params
+    meta = queries.set_index("query_id").loc[query_ids, ["reference_id", "transform", "family"]].reset_index()
+    rows, latency = [], {}
+    for configuration in p.evaluation.configurations:
+        index, ids, _ = load_index(run.path("indexes", configuration))
+        if ids != gallery_ids:
+            raise StoryHashError(f"index {run.path('indexes', configuration)} is stale: rerun notebooks/03_index")
+        g = fuse(gallery_blocks, configuration, p.evaluation.weights)
+        q = fuse(probe_blocks, configuration, p.evaluation.weights)
+        result = search(index, q, p.evaluation.k)
+        found = query_rows(q, g, ids, list(meta["reference_id"]), result.rows, result.scores)
+        rows.append(pd.concat([meta.assign(configuration=configuration), found], axis=1))
+        latency[configuration] = latency_stats(result.latency_ms)
+    return pd.concat(rows, ignore_index=True), latency
 
-    main = params.evaluation.configurations[0]
-    tracking_score = None
-    meta = {"configuration": main, "backbone": backbone.model_dump(), "pooling": params.pooling,
-            "sampling_fps": params.sampling.fps, "index": params.index.model_dump(),
-            "weights": params.evaluation.weights}
-    if motion:
-        meta["motion"] = {"tracker": params.motion.tracker.model_dump(),
-                          "action_low": scaler.low.tolist(), "action_high": scaler.high.tolist()}
-    save_index(indexes[main], gallery_ids, meta, out / "index")
-    write_table(references, tables / "references")
-    write_table(query_df, tables / "queries")
-    write_table(rows, tables / "robustness_per_query")
-    write_table(table, tables / "table1", ("csv", "md", "tex"))
-    paper_json = resolve_path(params.paper_results)
+
+def robustness_stage(run: Run) -> pd.DataFrame:
+    """Table 1: every query in every configuration -> the tables listed above."""
+    blocks = load_blocks(run)
+    queries = run.table("queries")
+    rows, latency = search_configurations(run, blocks.query_ids, blocks.queries, queries, blocks.ref_ids, blocks.refs)
+    order = run_record(run)["stages"]["extract"]["transforms"]
+    table = per_transform_table(rows, order)
+    write_table(rows, run.path("tables", "robustness_per_query"))
+    write_table(table, run.path("tables", "table1"), ("csv", "md", "tex"))
+    paper_json = resolve_path(run.params.paper_results)
     if paper_json.is_file():
-        write_table(beside_paper(table, paper_table1(paper_json)), tables / "table1_vs_paper", ("csv", "md"))
-    costs = pd.concat([cost_table("reference", gallery_ids, refs), cost_table("query", probe_ids, probes)])
-    write_table(costs, tables / "extraction_cost")
-    if motion:
-        write_table(pd.concat([motion_table(gallery_ids, gallery), motion_table(probe_ids, probe_blocks)]),
-                    tables / "motion_features")
-        draw_tracks(videos, refs, params, out / "figures")
-        if params.corpus.kind == "synthetic":
-            truth = tracking_vs_truth(videos, refs, synthetic_corpus(params.corpus.synthetic, cache).parent / GROUND_TRUTH)
-            write_table(truth, tables / "tracking_vs_truth", ("csv", "md"))
-            tracking_score = {"recall": float(truth["matched"].sum() / truth["truth_points"].sum()),
-                              "precision": float(truth["matched"].sum() / truth["tracked_points"].sum()),
-                              "centroid_error_px": float(truth["centroid_error_px"].mean())}
+        write_table(beside_paper(table, paper_table1(paper_json)), run.path("tables", "table1_vs_paper"),
+                    ("csv", "md", "tex"))
+    overall = table[table["transform"] == "overall"].drop(columns="transform")
+    run.record("robustness", {"overall": overall.to_dict("records"), "search_latency": latency})
+    return table
 
-    summary = {
-        "tracking_vs_truth": tracking_score,
-        "backbone": backbone.name, "backbone_reason": why,
-        "tracker": params.motion.tracker.name if motion else None,
-        "references": len(videos), "references_failed": int((references["error"] != "").sum()),
-        "queries": len(query_df), "queries_failed": int((query_df["error"] != "").sum()),
-        "queries_cached": int(query_df["cached"].sum()),
-        "overall": table[table["transform"] == "overall"].drop(columns="transform").to_dict("records"),
-        "search_latency": latency,
-        "extraction_s_per_video": {"visual_median": float(costs["visual_s"].median()),
-                                   "tracking_median": float(costs["tracking_s"].median()),
-                                   "tracking_share_of_total": float(costs["tracking_s"].sum()
-                                                                    / costs[["visual_s", "tracking_s"]].sum().sum())}
-        if motion else {"visual_median": float(costs["visual_s"].median())},
-    }
-    record = {"params": params.model_dump(), "summary": summary, "timings_s": timer.seconds,
-              "versions": {"storyhash": __version__, "python": platform.python_version()}}
-    with atomic_path(out / "run.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=str))
-    return out
+
+# ---- 7. rotation sweep ---------------------------------------------------------------------
+
+def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
+    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep.csv``."""
+    p = run.params
+    blocks = load_blocks(run)
+    backbone = BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
+    videos = [v for v in query_sources(p, load_corpus(p, run.cache)) if v.video_id in set(blocks.ref_ids)]
+    transforms: list[Transform] = rotation_sweep(p.figures.rotation_angles)
+    queries = generate_queries(client, videos, transforms, run.cache)
+    meta = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
+                          "family": q.family, "error": q.error} for q in queries])
+    files = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "sweep")
+    files = files[files["error"] == ""]
+    probe_blocks, _ = blocks_for(files, p, blocks.scaler)
+    rows, _ = search_configurations(run, list(files["id"]), probe_blocks, meta, blocks.ref_ids, blocks.refs)
+    rows["angle"] = rows["transform"].str.removeprefix("rotate_").astype(float)
+    table = (rows.groupby(["configuration", "angle"], sort=False)
+             .agg(queries=("rank", "size"), recall_at_1=("rank", lambda r: 100.0 * (r <= 1).mean()),
+                  sim_mean=("sim_true", "mean"), margin_mean=("margin", "mean")).reset_index())
+    write_table(table, run.path("tables", "rotation_sweep"), ("csv", "md"))
+    failed = int((meta["error"] != "").sum()) + len(queries) - len(meta)
+    run.record("rotation_sweep", {"angles": p.figures.rotation_angles, "queries": len(rows), "failed": failed})
+    return table

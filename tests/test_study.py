@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from storyhash_core import study
 from storyhash_core.cli import main
-from storyhash_core.errors import ParamsError
+from storyhash_core.errors import ParamsError, StoryHashError
 from storyhash_core.params import load_params
-from storyhash_core.study import run_study
 
 from .conftest import TINY
 
@@ -22,6 +22,7 @@ def write_params(tmp_path, **overrides):
         "cluster": {"n_workers": 2, "processes": False},
         "backbone": {"name": "dct"},
         "evaluation": {"configurations": ["fusion", "visual_padded", "action_padded", "visual"]},
+        "figures": {"rotation_angles": [0, 45], "failure_thumbnails": 2},
         **overrides,
     }
     path = tmp_path / "p.yaml"
@@ -29,70 +30,93 @@ def write_params(tmp_path, **overrides):
     return path
 
 
-def test_study_writes_tables_and_reruns_from_cache(tmp_path):
-    params = load_params(write_params(tmp_path))
-    out = run_study(params)
-    tables = out / "tables"
-    queries = pd.read_csv(tables / "queries.csv", keep_default_na=False)
+def run_stages(params_file, client) -> study.Run:
+    run = study.Run.open(params_file)
+    study.extract_stage(run, client)
+    study.fuse_stage(run)
+    study.index_stage(run)
+    study.robustness_stage(run)
+    return run
+
+
+def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
+    run = run_stages(write_params(tmp_path), client)
+    queries = run.table("queries")
     assert len(queries) == 6 and (queries.error == "").all() and not queries.cached.any()
     assert (queries.frames_sampled >= 2).all()
-    rows = pd.read_csv(tables / "robustness_per_query.csv")
+    rows = run.table("robustness_per_query")
     assert len(rows) == 24 and set(rows.configuration) == {"fusion", "visual_padded", "action_padded", "visual"}
-    table = pd.read_csv(tables / "table1.csv")
+    table = run.table("table1")
     assert table["transform"].tolist() == ["flip_v", "speed_1.1", "overall"] * 4
     assert table.configuration.unique().tolist() == ["fusion", "visual_padded", "action_padded", "visual"]
     for ext in ("md", "tex"):
-        assert "overall" in (tables / f"table1.{ext}").read_text()
+        assert "overall" in run.path("tables", f"table1.{ext}").read_text()
     padded, alone = (table[table.configuration == c].reset_index() for c in ("visual_padded", "visual"))
     assert padded.recall_at_1.tolist() == alone.recall_at_1.tolist()
-    motion = pd.read_csv(tables / "motion_features.csv")
-    assert len(motion) == 9 and motion.shape[1] == 1 + 15 + 8
-    costs = pd.read_csv(tables / "extraction_cost.csv")
+    motion = run.table("motion_features")
+    assert len(motion) == 9 and motion.shape[1] == 2 + 15 + 8
+    costs = run.table("extraction_cost")
     assert len(costs) == 9 and (costs.tracking_s > 0).all() and costs.tracking_share.between(0, 1).all()
-    truth = pd.read_csv(tables / "tracking_vs_truth.csv")
-    assert len(truth) == 3 and (truth.truth_points > 0).all()
-    assert len(list((out / "figures").glob("tracks_*.png"))) == 3
-    run = json.loads((out / "run.json").read_text())
-    assert run["summary"]["backbone"] == "dct" and run["summary"]["queries_failed"] == 0
-    assert 0 <= run["summary"]["tracking_vs_truth"]["recall"] <= 1
-    assert run["summary"]["search_latency"]["fusion"]["queries"] == 6
-    again = pd.read_csv(run_study(params) / "tables" / "queries.csv")
-    assert again.cached.all()
-    pd.testing.assert_frame_equal(pd.read_csv(tables / "table1.csv"), table)
+    assert len(run.table("tracking_vs_truth")) == 3
+    assert len(list(run.path("figures").glob("tracks_*.png"))) == 3
+    record = json.loads(run.path("run.json").read_text())["stages"]
+    assert record["extract"]["backbone"]["name"] == "dct" and record["extract"]["queries_failed"] == 0
+    assert 0 <= record["extract"]["tracking_vs_truth"]["recall"] <= 1
+    assert record["robustness"]["search_latency"]["fusion"]["queries"] == 6
+    assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8, "action_raw": 15}
+    before = run.table("table1")
+    run_stages(write_params(tmp_path), client)
+    assert run.table("queries").cached.all()
+    pd.testing.assert_frame_equal(run.table("table1"), before)
 
 
-def test_motion_off_runs_visual_only_and_fusion_says_why(tmp_path):
-    params = load_params(write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False},
-                                      evaluation={"configurations": ["visual_padded"]}))
-    out = run_study(params)
-    assert not (out / "tables" / "motion_features.csv").exists()
-    with pytest.raises(ParamsError, match=r"\['fusion', 'action_padded'\] need motion features"):
-        load_params(write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False}))
+def test_rotation_sweep(tmp_path, client):
+    run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
+    sweep = study.rotation_sweep_stage(run, client)
+    assert sweep["angle"].tolist() == [0.0, 45.0] * 4 and (sweep.queries == 3).all()
+    upright, turned = (sweep[sweep.angle == a].recall_at_1.to_numpy() for a in (0, 45))
+    assert (upright >= turned).all()
 
 
-def test_query_command_finds_the_reference(tmp_path, capsys):
-    out = run_study(load_params(write_params(tmp_path, transforms=["flip_h"])))
-    reference = pd.read_csv(out / "tables" / "references.csv").iloc[1]
-    assert main(["query", reference.path, "--index", str(out / "index"), "-k", "2"]) == 0
-    first = capsys.readouterr().out.splitlines()[0].split()
-    assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
+def test_query_command_finds_the_reference(tmp_path, client, capsys):
+    run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
+    reference = run.table("references").iloc[1]
+    for configuration in ("fusion", "visual"):
+        assert main(["query", reference.path, "--index", str(run.path("indexes", configuration)), "-k", "2"]) == 0
+        first = capsys.readouterr().out.splitlines()[0].split()
+        assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
 
 
-def test_failures_are_recorded_not_dropped(tmp_path):
-    run_study(load_params(write_params(tmp_path, transforms=["flip_h"])))
+def test_failures_are_recorded_not_dropped(tmp_path, client):
+    run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
     manifest = next((tmp_path / "cache" / "corpus").glob("synthetic-*/manifest.csv"))
     victim = manifest.parent / "clips" / "synth-01.mp4"
     victim.write_bytes(victim.read_bytes()[:200])  # a reference breaks after generation
-    out = run_study(load_params(write_params(tmp_path, transforms=["flip_v"])))
-    queries = pd.read_csv(out / "tables" / "queries.csv", keep_default_na=False).set_index("query_id")
-    references = pd.read_csv(out / "tables" / "references.csv", keep_default_na=False).set_index("video_id")
+    run = run_stages(write_params(tmp_path, transforms=["flip_v"]), client)
+    queries = run.table("queries").set_index("query_id")
+    references = run.table("references").set_index("video_id")
     assert queries.loc["synth-01@flip_v", "error"].startswith("TransformError")
     assert "synth-01.mp4" in references.loc["synth-01", "error"]
     assert (references.error != "").sum() == 1 and (queries.error != "").sum() == 1
-    run = json.loads((out / "run.json").read_text())
-    assert run["summary"]["queries_failed"] == 1 and run["summary"]["references_failed"] == 1
-    rows = pd.read_csv(out / "tables" / "robustness_per_query.csv")
+    record = json.loads(run.path("run.json").read_text())["stages"]["extract"]
+    assert record["queries_failed"] == 1 and record["references_failed"] == 1
+    rows = run.table("robustness_per_query")
     assert "synth-01@flip_v" not in set(rows.query_id) and len(rows) == 4 * 2
+
+
+def test_a_stage_before_its_inputs_says_which_notebook(tmp_path):
+    run = study.Run.open(write_params(tmp_path))
+    with pytest.raises(StoryHashError, match="02_fuse"):
+        study.load_blocks(run)
+
+
+def test_motion_off_allows_visual_only(tmp_path, client):
+    params = write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False},
+                          evaluation={"configurations": ["visual_padded"]})
+    run = run_stages(params, client)
+    assert not run.path("tables", "motion_features.csv").exists()
+    with pytest.raises(ParamsError, match=r"\['fusion', 'action_padded'\] need motion features"):
+        load_params(write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False}))
 
 
 def test_cli_one_line_errors(tmp_path, capsys):

@@ -123,9 +123,8 @@ def track_one(job: TrackJob, cache_root: str) -> Path:
 
 
 def track_videos(client, items: dict[str, tuple[Path, float]], spec: TrackerSpec, cache: ArtifactCache,
-                 desc: str = "tracks") -> tuple[dict[str, tuple[Tracks, float]], list]:
-    """Tracks for ``{id: (path, folder_fps)}`` in parallel; returns ({id: (tracks, seconds)}, failures)."""
+                 desc: str = "tracks") -> tuple[dict[str, Path], list]:
+    """Tracks for ``{id: (path, folder_fps)}`` in parallel; returns (cache file by id, failures)."""
     keys = list(items)
     jobs = [TrackJob(items[k][0], items[k][1], spec) for k in keys]
-    done, failed = run_batch(client, track_one, jobs, keys, desc, cache_root=str(cache.root))
-    return {k: load_tracks(done[k]) for k in keys if k in done}, failed
+    return run_batch(client, track_one, jobs, keys, desc, cache_root=str(cache.root))

@@ -1,0 +1,105 @@
+"""Figures of the study (matplotlib/seaborn), each returned as a Figure and saved as PNG and PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .cache import atomic_path  # noqa: E402
+from .video import sample_frames  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf``."""
+    out = []
+    for suffix, kw in ((".png", {"dpi": 150}), (".pdf", {})):
+        path = stem.with_suffix(suffix)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format=suffix[1:], **kw)
+        out.append(path)
+    return out
+
+
+def ablation_figure(ablation: pd.DataFrame) -> plt.Figure:
+    """Detection (R@1) next to 'confidence' (mean similarity) and margin, ours vs the paper's."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    x = np.arange(len(ablation))
+    panels = [("recall_at_1", "paper_recall_at_1", "Recall@1 (%)"), ("sim_mean", "paper_sim_mean",
+                                                                    "mean similarity to true reference")]
+    for ax, (ours, paper, label) in zip(axes, panels):
+        ax.bar(x - 0.2, ablation[ours], 0.4, label="this study")
+        if paper in ablation and ablation[paper].notna().any():
+            ax.bar(x + 0.2, ablation[paper], 0.4, label="paper", color="0.65")
+        ax.set_xticks(x, ablation["configuration"], rotation=20)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    axes[2].bar(x, ablation["margin_mean"], 0.5, color="tab:green")
+    axes[2].axhline(0, color="k", lw=0.8)
+    axes[2].set_xticks(x, ablation["configuration"], rotation=20)
+    axes[2].set_ylabel("mean margin (true − best wrong)")
+    fig.suptitle("Detection vs similarity vs separation, per configuration")
+    fig.tight_layout()
+    return fig
+
+
+def per_transform_heatmap(table1: pd.DataFrame, value: str = "recall_at_1") -> plt.Figure:
+    data = table1.pivot(index="transform", columns="configuration", values=value)
+    data = data.loc[list(dict.fromkeys(table1["transform"])), list(dict.fromkeys(table1["configuration"]))]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * data.shape[1], 0.35 * len(data) + 1.2))
+    sns.heatmap(data, annot=True, fmt=".1f" if value.startswith("recall") else ".3f", cmap="viridis", ax=ax,
+                cbar_kws={"label": value})
+    ax.set_title(f"{value} per transform and configuration")
+    fig.tight_layout()
+    return fig
+
+
+def flip_figure(flips: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = np.arange(len(flips))
+    for ax, metric, label in ((axes[0], "recall_at_1", "Recall@1 (%)"), (axes[1], "sim_mean", "mean similarity")):
+        ax.bar(x - 0.2, flips[f"{metric}_flip_h"], 0.4, label="flip_h")
+        ax.bar(x + 0.2, flips[f"{metric}_flip_v"], 0.4, label="flip_v")
+        ax.set_xticks(x, flips["configuration"], rotation=20)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.suptitle("Horizontal vs vertical flip")
+    fig.tight_layout()
+    return fig
+
+
+def rotation_figure(sweep: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for configuration, part in sweep.groupby("configuration", sort=False):
+        axes[0].plot(part["angle"], part["recall_at_1"], marker="o", label=configuration)
+        axes[1].plot(part["angle"], part["sim_mean"], marker="o", label=configuration)
+    axes[0].set_ylabel("Recall@1 (%)")
+    axes[1].set_ylabel("mean similarity to true reference")
+    for ax in axes:
+        ax.set_xlabel("rotation (degrees, clockwise)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Rotation sweep")
+    fig.tight_layout()
+    return fig
+
+
+def middle_frame(path: str | Path, folder_fps: float = 24.0) -> np.ndarray:
+    s = sample_frames(path, fps=4.0, folder_fps=folder_fps)
+    return s.frames[len(s) // 2]
+
+
+def failure_strip(paths: dict[str, str], titles: dict[str, str]) -> plt.Figure:
+    """Middle frames of query, retrieved and true reference side by side."""
+    fig, axes = plt.subplots(1, len(paths), figsize=(3.2 * len(paths), 2.2))
+    for ax, (role, path) in zip(np.atleast_1d(axes), paths.items()):
+        ax.imshow(middle_frame(path))
+        ax.set_title(titles.get(role, role), fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,51 @@
+"""The whole notebook sequence through papermill on a tiny embedded corpus."""
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from storyhash_core.runner import NOTEBOOKS, NotebookError, run_notebooks
+
+from .test_study import write_params
+
+NOTEBOOK_DIR = __import__("storyhash_core.params", fromlist=["PROJECT_ROOT"]).PROJECT_ROOT / "notebooks"
+
+
+def test_notebooks_are_committed_clean_with_a_parameters_cell():
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.outputs or c.execution_count for c in code), name
+        assert "parameters" in code[0].metadata.get("tags", []), name
+
+
+def test_the_sequence_renders_every_artifact(tmp_path):
+    params = write_params(tmp_path, transforms=["flip_h", "flip_v"],
+                          cluster={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+    run_dir = run_notebooks(params)
+    for name in NOTEBOOKS:
+        executed = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert executed.cells[-1].execution_count, name
+        assert (run_dir / "notebooks" / f"{name}.html").stat().st_size > 10_000, name
+    tables = {p.name for p in (run_dir / "tables").iterdir()}
+    for stem in ("table1", "ablation"):
+        assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
+    assert {"failures.csv", "rotation_sweep.csv", "robustness_per_query.csv"} <= tables
+    for fig in ("ablation", "flips", "rotation_sweep", "table1_recall"):
+        for ext in ("png", "pdf"):
+            assert (run_dir / "figures" / f"{fig}.{ext}").stat().st_size > 1000, fig
+    sweep = pd.read_csv(run_dir / "tables" / "rotation_sweep.csv")
+    assert sorted(sweep.angle.unique()) == [0, 45]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert set(record["notebook_timings_s"]) == set(NOTEBOOKS) and record["wall_time_s"] > 0
+    assert {"extract", "fuse", "index", "robustness", "rotation_sweep"} <= set(record["stages"])
+    html = (run_dir / "notebooks" / "05_ablation.html").read_text()
+    assert "What the numbers say" in html and "mean margin" in html
+
+
+def test_a_failing_cell_names_notebook_and_cell(tmp_path):
+    params = write_params(tmp_path)
+    with pytest.raises(NotebookError, match=r"02_fuse.ipynb failed in cell \d+: StoryHashError"):
+        run_notebooks(params, ("02_fuse",))
