@@ -119,3 +119,8 @@ def resolution_note(n: int) -> str:
     """How much a single query moves R@1 at this size, for reading small differences."""
     return f"With {n} queries per transform one query is {100.0 / n:.1f} points of R@1." if n else ""
 
+
+
+def rank_label(rank: float, k: int) -> str:
+    """A rank for display: the number, or '> k' when the true reference was not retrieved."""
+    return f"{int(rank)}" if rank == rank else f"> {k}"

@@ -3,7 +3,7 @@
 ``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` … ``07_figures.ipynb``
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
-``run.json``. A failing cell stops the run with the notebook and the cell in the error; the
+``run.json`` (a partial rerun updates only its notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
 partly executed notebook is kept for inspection.
 """
 
@@ -61,7 +61,7 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
                 render_html(target)
     record_path = run_dir / "run.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    record["notebook_timings_s"] = timings
-    record["wall_time_s"] = round(sum(timings.values()), 2)
+    record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | timings
+    record["wall_time_s"] = round(sum(record["notebook_timings_s"].values()), 2)
     record_path.write_text(json.dumps(record, indent=2, default=str))
     return run_dir

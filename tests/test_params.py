@@ -8,7 +8,7 @@ from storyhash_core.params import load_params, resolve_path
 PARAMS = Path(__file__).resolve().parents[1] / "params"
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "real.yaml", "davis2017.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "real.yaml", "paper.yaml"])
 def test_shipped_params_load(name):
     p = load_params(PARAMS / name)
     assert p.sampling.fps == 2.0 and p.transforms == "paper"

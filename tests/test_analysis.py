@@ -1,0 +1,59 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from storyhash_core import analysis
+
+
+def table1() -> pd.DataFrame:
+    """A hand-made Table 1: fusion lifts every score but narrows the margin."""
+    rows = []
+    for configuration, sim, wrong, r1 in (("fusion", 0.95, 0.93, 80.0), ("visual_padded", 0.80, 0.60, 95.0)):
+        for transform, drop in (("flip_h", 0.0), ("flip_v", 0.05), ("rotate_5", 0.02), ("overall", 0.01)):
+            rows.append({"configuration": configuration, "transform": transform, "queries": 10,
+                         "recall_at_1": r1 - 10 * drop * (configuration == "fusion"), "recall_at_3": 100.0,
+                         "sim_mean": sim - drop, "sim_min": sim - 0.2, "sim_max": 1.0,
+                         "best_wrong_mean": wrong, "margin_mean": sim - drop - wrong, "margin_min": -0.1})
+    return pd.DataFrame(rows)
+
+
+def test_ablation_table_takes_overall_rows_and_paper_numbers():
+    paper = pd.DataFrame({"configuration": ["fusion"], "paper_recall_at_1": [98.6]})
+    ab = analysis.ablation_table(table1(), paper)
+    assert ab["configuration"].tolist() == ["fusion", "visual_padded"]
+    assert ab["paper_recall_at_1"].iloc[0] == 98.6 and np.isnan(ab["paper_recall_at_1"].iloc[1])
+
+
+def test_confidence_discussion_reads_the_margin():
+    text = analysis.discuss_confidence(table1())
+    assert "0.790 (visual) → 0.940 (fusion), +19.0 %" in text
+    assert "higher similarity here is not higher confidence" in text
+
+
+def test_flip_table_and_discussion():
+    flips = analysis.flip_table(table1())
+    assert flips["configuration"].tolist() == ["fusion", "visual_padded"]
+    assert flips["recall_gap"].tolist() == pytest.approx([0.5, 0.0])
+    text = analysis.discuss_flips(flips)
+    assert "fusion: flip_h 80.0 % vs flip_v 79.5 %" in text and "flip_v lowers the similarity more" in text
+    missing = analysis.flip_table(table1()[table1()["transform"] != "flip_h"])
+    assert "does not have both" in analysis.discuss_flips(missing)
+
+
+def test_rotation_discussion_with_sweep():
+    sweep = pd.DataFrame({"configuration": ["fusion", "fusion", "visual_padded", "visual_padded"],
+                          "angle": [0, 90, 0, 90], "recall_at_1": [100, 40, 100, 10]})
+    text = analysis.discuss_rotation(table1(), sweep)
+    assert "rotate_5: fusion 79.8 % vs visual 95.0 %" in text
+    assert "fusion 40.0 % at 90°; visual_padded 10.0 % at 90°" in text
+
+
+def test_failures_list_every_miss_in_transform_order():
+    rows = pd.DataFrame({"configuration": ["c"] * 4, "transform": ["b", "a", "a", "b"],
+                         "query_id": ["q1", "q2", "q3", "q4"], "reference_id": ["r"] * 4,
+                         "rank": [1.0, 2.0, np.nan, 3.0], "top1_id": ["r", "x", "y", "z"], "top1_sim": [0.9] * 4,
+                         "sim_true": [0.9, 0.5, 0.4, 0.3], "best_wrong_id": ["x"] * 4, "best_wrong_sim": [0.6] * 4,
+                         "margin": [0.3, -0.1, -0.2, -0.3]})
+    misses = analysis.failures(rows, "c", ["a", "b"])
+    assert misses["query_id"].tolist() == ["q3", "q2", "q4"]
+    assert [analysis.rank_label(r, 10) for r in misses["rank"]] == ["> 10", "2", "3"]
