@@ -19,10 +19,10 @@ from .video import sample_frames  # noqa: E402
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
     """Write ``stem.png`` (150 dpi) and ``stem.pdf``."""
     out = []
-    for suffix, kw in ((".png", {"dpi": 150}), (".pdf", {})):
-        path = stem.with_suffix(suffix)
+    for fmt in ("png", "pdf"):
+        path = stem.with_suffix(f".{fmt}")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format=suffix[1:], **kw)
+            fig.savefig(tmp, bbox_inches="tight", format=fmt, dpi=150)
         out.append(path)
     return out
 
@@ -94,12 +94,39 @@ def middle_frame(path: str | Path, folder_fps: float = 24.0) -> np.ndarray:
     return s.frames[len(s) // 2]
 
 
-def failure_strip(paths: dict[str, str], titles: dict[str, str]) -> plt.Figure:
-    """Middle frames of query, retrieved and true reference side by side."""
-    fig, axes = plt.subplots(1, len(paths), figsize=(3.2 * len(paths), 2.2))
-    for ax, (role, path) in zip(np.atleast_1d(axes), paths.items()):
-        ax.imshow(middle_frame(path))
-        ax.set_title(titles.get(role, role), fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
+def _thumb(path: str | Path, height: int) -> np.ndarray:
+    import cv2
+
+    frame = middle_frame(path)
+    width = round(frame.shape[1] * height / frame.shape[0])
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def failure_sheet(misses: pd.DataFrame, paths: dict[str, str], k: int, height: int = 80) -> np.ndarray:
+    """One row per failure: query, the reference ranked first, the true reference (middle
+    frames), under a line with ids, the true reference's rank and both similarities."""
+    import cv2
+
+    from .analysis import rank_label
+
+    rows = []
+    for m in misses.itertuples():
+        tiles = [_thumb(paths[v], height) for v in (m.query_id, m.top1_id, m.reference_id)]
+        strip = np.concatenate([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1)
+        band = np.full((18, strip.shape[1], 3), 255, np.uint8)
+        text = (f"{m.query_id} | rank-1 {m.top1_id} {m.top1_sim:.3f} | true rank {rank_label(m.rank, k)}"
+                f" sim {m.sim_true:.3f}")
+        cv2.putText(band, text, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([band, strip, np.full((6, strip.shape[1], 3), 255, np.uint8)]))
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+
+
+def save_image(image: np.ndarray, path: Path) -> Path:
+    """An RGB array as a JPEG or PNG file (by suffix), written atomically."""
+    import cv2
+
+    with atomic_path(path) as tmp:
+        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        tmp.write_bytes(data.tobytes())
+    return path

@@ -71,7 +71,6 @@ class MotionParams(_Strict):
 
 class FigureParams(_Strict):
     rotation_angles: list[float] = Field(default_factory=lambda: [0, 15, 30, 45, 60, 75, 90], min_length=2)
-    failure_thumbnails: int = Field(24, ge=0)  # at most this many failure strips are drawn
 
 
 class StudyParams(_Strict):

@@ -22,7 +22,7 @@ def write_params(tmp_path, **overrides):
         "cluster": {"n_workers": 2, "processes": False},
         "backbone": {"name": "dct"},
         "evaluation": {"configurations": ["fusion", "visual_padded", "action_padded", "visual"]},
-        "figures": {"rotation_angles": [0, 45], "failure_thumbnails": 2},
+        "figures": {"rotation_angles": [0, 45]},
         **overrides,
     }
     path = tmp_path / "p.yaml"

@@ -7,7 +7,7 @@
 | ``dct`` | weight-free colour-layout descriptor (low DCT coefficients) | 192 | none |
 
 ``auto`` picks the first that can run here: the MobileNetV2 file if it exists, else CLIP if
-its weights are on disk, else ``dct`` (see :func:`resolve_auto`). A backbone loads once
+its weights are on disk or downloadable, else ``dct`` (see :func:`resolve_auto`). A backbone loads once
 per process (:func:`load_backbone` is cached), so Dask workers reuse it across tasks.
 """
 
@@ -79,12 +79,16 @@ def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, st
     if onnx.is_file():
         return spec.model_copy(update={"name": "mobilenetv2-onnx", "weights": str(onnx)}), \
             f"auto: found the MobileNetV2 ONNX embedder at {onnx}"
-    from .clip import clip_weights_available
+    from .clip import clip_weights_available, hub_reachable
 
-    if clip_weights_available(spec.weights or CLIP_DEFAULT):
-        return spec.model_copy(update={"name": "clip"}), "auto: CLIP weights are on this machine"
+    name = spec.weights or CLIP_DEFAULT
+    if clip_weights_available(name):
+        return spec.model_copy(update={"name": "clip"}), f"auto: CLIP weights {name} are on this machine"
+    if not Path(name).is_dir() and hub_reachable():
+        return spec.model_copy(update={"name": "clip"}), f"auto: CLIP weights {name} can be downloaded"
     return spec.model_copy(update={"name": "dct", "weights": None}), \
-        f"auto: no {onnx.name} in {models_dir} and no local CLIP weights, so the weight-free DCT descriptor"
+        f"auto: no {onnx.name} in {models_dir}, and CLIP weights {name} are neither on this machine nor" \
+        " downloadable, so the weight-free DCT descriptor"
 
 
 @functools.lru_cache(maxsize=4)

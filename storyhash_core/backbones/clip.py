@@ -25,6 +25,23 @@ def clip_weights_available(name_or_path: str) -> bool:
     return True
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if the Hugging Face endpoint answers a TCP connection (and offline mode is off)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _weights_id(model, name_or_path: str) -> str:
     from pathlib import Path
 
