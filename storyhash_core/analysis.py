@@ -124,3 +124,62 @@ def resolution_note(n: int) -> str:
 def rank_label(rank: float, k: int) -> str:
     """A rank for display: the number, or '> k' when the true reference was not retrieved."""
     return f"{int(rank)}" if rank == rank else f"> {k}"
+
+
+def _verdict(row: pd.Series) -> str:
+    r1 = (f"R@1 {row['r1_a']:.1f} vs {row['r1_b']:.1f} % (only {row['a']} right: {int(row['only_a_correct'])}, "
+          f"only {row['b']}: {int(row['only_b_correct'])}; McNemar p = {row['mcnemar_p']:.2g}, "
+          f"{row['mcnemar_p_bonferroni']:.2g} after Bonferroni: "
+          f"{'significant' if row['r1_significant'] else 'not significant'} at 5 %)")
+    uap = (f"μAP difference 95 % interval {row['uap_diff_ci']} "
+           f"({'excludes' if row['uap_significant'] else 'includes'} 0)")
+    return f"- **{row['a']} vs {row['b']}**: {r1}; {uap}."
+
+
+def discuss_significance(tests: pd.DataFrame) -> str:
+    """Every "A beats B" of a comparison table, with its paired test."""
+    return "\n".join(_verdict(r) for _, r in tests.iterrows()) if len(tests) else "No pair of methods to compare."
+
+
+def discuss_detection(overall: pd.DataFrame) -> str:
+    """Detection (μAP, TPR at low FPR) next to retrieval (R@1), per method."""
+    lines = [f"- **{r['method']}**: R@1 {r['recall_at_1']:.1f} % {r['recall_at_1_ci']}, μAP {r['micro_ap']:.3f} "
+             f"{r['micro_ap_ci']}, ROC AUC {r['roc_auc']:.3f}, TPR {100 * r['tpr_at_fpr_0.01']:.1f} % at FPR 1 % "
+             f"and {100 * r['tpr_at_fpr_0.001']:.1f} % at FPR 0.1 %" for _, r in overall.iterrows()]
+    n = overall.iloc[0]
+    head = (f"{int(n['queries'])} queries, {int(n['distractors'])} of them distractors (their source held out of the "
+            f"gallery), {int(n['pairs'])} scored pairs, {int(n['positives'])} true copies; intervals are bootstrap "
+            "95 % over queries.")
+    return head + "\n" + "\n".join(lines)
+
+
+def discuss_flip_mitigation(flips: pd.DataFrame, costs: dict, baseline: str = "visual_padded") -> str:
+    """How much of the flip_v gap each flip augmentation closes, and at what cost."""
+    rows = flips.set_index("method")
+    if baseline not in rows.index or "visual_flip_tta_query" not in rows.index:
+        return "This run has no flip augmentation (mitigation.flips is empty)."
+    b = rows.loc[baseline]
+    parts = [f"{baseline}: flip_h vs flip_v mean similarity {b['sim_mean_flip_h']:.3f} vs {b['sim_mean_flip_v']:.3f}, "
+             f"R@1 {b['recall_at_1_flip_h']:.1f} vs {b['recall_at_1_flip_v']:.1f} %, overall μAP {b['micro_ap_overall']:.3f}"]
+    base_s = costs.get("decode_s", float("nan")) + costs.get("embed_s", float("nan"))
+    for m, cost in (("visual_flip_tta_query", f"{costs.get('variants_embed_s', float('nan')):.2f} s more per query "
+                     f"on top of {base_s:.2f} s (decode + embed, medians), and one search per variant"),
+                    ("visual_flip_aug_reference", f"a {costs.get('gallery_factor_flip_aug_reference', 4)}× gallery")):
+        r = rows.loc[m]
+        parts.append(f"{m}: flip_v similarity {r['sim_mean_flip_v']:.3f} ({100 * r['sim_gap_closed']:.0f} % of the "
+                     f"similarity gap closed), flip_v R@1 {r['recall_at_1_flip_v']:.1f} %, overall μAP "
+                     f"{r['micro_ap_overall']:.3f} ({r['micro_ap_overall'] - b['micro_ap_overall']:+.3f}; the false-"
+                     f"positive cost of taking a maximum over variants), cost: {cost}")
+    return "\n".join(f"- {p}" for p in parts)
+
+
+def discuss_rotation_mitigation(table: pd.DataFrame) -> str:
+    """R@1 and μAP per angle with and without rotated query variants."""
+    sweep = table[table["transform"] != "overall"]
+    wide = sweep.pivot(index="angle", columns="method", values="recall_at_1")
+    if "visual_rotation_tta" not in wide:
+        return "No rotation mitigation in this run."
+    cells = ", ".join(f"{a:g}°: {r['visual_padded']:.1f} → {r['visual_rotation_tta']:.1f} %" for a, r in wide.iterrows())
+    overall = table[table["transform"] == "overall"].set_index("method")
+    return (f"R@1 without → with rotated query variants: {cells}. Over the sweep, μAP "
+            f"{overall.loc['visual_padded', 'micro_ap']:.3f} → {overall.loc['visual_rotation_tta', 'micro_ap']:.3f}.")

@@ -4,7 +4,8 @@ A video's frames are sampled (:mod:`storyhash_core.video`), embedded by a backbo
 each frame embedding is L2-normalised; the per-frame matrix and its timestamps are cached
 as an ``.npz`` keyed by the video's content, the backbone's weights and the sampling
 parameters. Pooling (median as in the paper, mean or max, then L2) is computed from the
-cached frames, so changing it never re-runs a model.
+cached frames, so changing it never re-runs a model. A frame ``variant`` (flip or rotation,
+:mod:`storyhash_core.augment`) is applied before the backbone and is part of the key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from .augment import apply_variant
 from .backbones import BackboneSpec, load_backbone
 from .cache import ArtifactCache, atomic_path, content_digest, spec_key
 from .parallel import run_batch
@@ -46,6 +48,7 @@ class FeatureJob:
     folder_fps: float
     backbone: BackboneSpec
     fps: float
+    variant: str = ""  # "" (the frames as decoded) or a name from storyhash_core.augment
 
 
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -74,24 +77,51 @@ def load_features(path: Path) -> VideoFeatures:
         return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]), float(z["seconds"]))
 
 
+def feature_path(job: FeatureJob, cache_root: str) -> Path:
+    """The cache file of ``job``: keyed by content, weights, sampling and frame variant."""
+    key = spec_key(source=content_digest(job.path), weights=load_backbone(job.backbone).weights_id, fps=job.fps,
+                   folder_fps=job.folder_fps if job.path.is_dir() else None, version=FEATURE_VERSION,
+                   **({"variant": job.variant} if job.variant else {}))
+    return ArtifactCache(cache_root).path("features", key, ".npz")
+
+
+def extract_many(jobs: tuple[FeatureJob, ...], cache_root: str) -> list[Path]:
+    """Features of one video for several (backbone, variant) jobs, decoding it once; each
+    output is computed unless cached, and its ``seconds`` are the decode plus its own embedding."""
+    first = jobs[0]
+    if any((j.path, j.folder_fps, j.fps) != (first.path, first.folder_fps, first.fps) for j in jobs):
+        raise ValueError("extract_many: jobs must share the video and the sampling")
+    outs = [feature_path(j, cache_root) for j in jobs]
+    todo = [(j, o) for j, o in zip(jobs, outs) if not o.is_file()]
+    if todo:
+        t0 = time.perf_counter()
+        sampled = sample_frames(first.path, first.fps, first.folder_fps)
+        decode_s = time.perf_counter() - t0
+        for job, out in todo:
+            t0 = time.perf_counter()
+            frames = apply_variant(sampled.frames, job.variant) if job.variant else sampled.frames
+            frames = l2_normalize(load_backbone(job.backbone).embed(frames))
+            seconds = decode_s + time.perf_counter() - t0
+            save_features(VideoFeatures(sampled.timestamps, frames, sampled.duration_s, seconds), out)
+    return outs
+
+
 def extract_one(job: FeatureJob, cache_root: str) -> Path:
     """Features of one video, computed unless cached; returns the cache file."""
-    backbone = load_backbone(job.backbone)
-    key = spec_key(source=content_digest(job.path), weights=backbone.weights_id, fps=job.fps,
-                   folder_fps=job.folder_fps if job.path.is_dir() else None, version=FEATURE_VERSION)
-    out = ArtifactCache(cache_root).path("features", key, ".npz")
-    if not out.is_file():
-        t0 = time.perf_counter()
-        sampled = sample_frames(job.path, job.fps, job.folder_fps)
-        frames = l2_normalize(backbone.embed(sampled.frames))
-        seconds = time.perf_counter() - t0
-        save_features(VideoFeatures(sampled.timestamps, frames, sampled.duration_s, seconds), out)
-    return out
+    return extract_many((job,), cache_root)[0]
+
+
+def extract_feature_sets(client, items: dict[str, tuple[Path, float]], outputs: list[tuple[BackboneSpec, str]],
+                         fps: float, cache: ArtifactCache, desc: str = "features"):
+    """Several (backbone, variant) features of every ``{id: (path, folder_fps)}``, one decode per
+    video, in parallel; returns (cache files by id, in ``outputs`` order; failures)."""
+    keys = list(items)
+    jobs = [tuple(FeatureJob(items[k][0], items[k][1], b, fps, v) for b, v in outputs) for k in keys]
+    return run_batch(client, extract_many, jobs, keys, desc, cache_root=str(cache.root))
 
 
 def extract_features(client, items: dict[str, tuple[Path, float]], backbone: BackboneSpec, fps: float,
                      cache: ArtifactCache, desc: str = "features"):
     """Features for ``{id: (path, folder_fps)}`` in parallel; returns (cache file by id, failures)."""
-    keys = list(items)
-    jobs = [FeatureJob(items[k][0], items[k][1], backbone, fps) for k in keys]
-    return run_batch(client, extract_one, jobs, keys, desc, cache_root=str(cache.root))
+    done, failed = extract_feature_sets(client, items, [(backbone, "")], fps, cache, desc)
+    return {k: v[0] for k, v in done.items()}, failed

@@ -74,17 +74,20 @@ def flip_figure(flips: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def rotation_figure(sweep: pd.DataFrame) -> plt.Figure:
+def rotation_figure(sweep: pd.DataFrame, by: str = "configuration",
+                    right: tuple[str, str] = ("sim_mean", "mean similarity to true reference"),
+                    title: str = "Rotation sweep") -> plt.Figure:
+    """R@1 (left) and another measure (right) against rotation angle, one line per ``by`` value."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for configuration, part in sweep.groupby("configuration", sort=False):
-        axes[0].plot(part["angle"], part["recall_at_1"], marker="o", label=configuration)
-        axes[1].plot(part["angle"], part["sim_mean"], marker="o", label=configuration)
+    for name, part in sweep.groupby(by, sort=False):
+        axes[0].plot(part["angle"], part["recall_at_1"], marker="o", label=name)
+        axes[1].plot(part["angle"], part[right[0]], marker="o", label=name)
     axes[0].set_ylabel("Recall@1 (%)")
-    axes[1].set_ylabel("mean similarity to true reference")
+    axes[1].set_ylabel(right[1])
     for ax in axes:
         ax.set_xlabel("rotation (degrees, clockwise)")
         ax.legend(fontsize=8)
-    fig.suptitle("Rotation sweep")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -130,3 +133,30 @@ def save_image(image: np.ndarray, path: Path) -> Path:
         ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
         tmp.write_bytes(data.tobytes())
     return path
+
+
+def score_distributions(matrices: dict[str, np.ndarray], truth: np.ndarray, bins: int = 60) -> plt.Figure:
+    """Per configuration: similarity of true-copy pairs vs every other pair (densities), with
+    the median of each; separation, not the height of the positives, is what detection needs."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
+    for ax, (name, sims) in zip(axes[0], matrices.items()):
+        scored = ~np.isnan(sims)
+        pos, neg = sims[truth & scored], sims[~truth & scored]
+        edges = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), bins + 1)
+        for values, label, colour in ((neg, "non-copies", "tab:red"), (pos, "true copies", "tab:blue")):
+            ax.hist(values, edges, density=True, alpha=0.55, color=colour, label=f"{label} (n={len(values)})")
+            ax.axvline(np.median(values), color=colour, lw=1, ls="--")
+        ax.set_title(name)
+        ax.set_xlabel("similarity")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    fig.suptitle("Scores of true copies vs non-copies (dashed: medians)")
+    fig.tight_layout()
+    return fig
+
+
+def rotation_mitigation_figure(table: pd.DataFrame) -> plt.Figure:
+    """R@1 and μAP against rotation angle, with and without rotated query variants."""
+    return rotation_figure(table[table["transform"] != "overall"], "method",
+                           ("micro_ap", "μAP (with distractor queries)"),
+                           "Rotation sweep with and without rotated query variants")

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .augment import check_variant
 from .backbones import BackboneSpec
 from .errors import ParamsError
 from .fusion import CONFIGURATIONS
@@ -73,6 +74,35 @@ class FigureParams(_Strict):
     rotation_angles: list[float] = Field(default_factory=lambda: [0, 15, 30, 45, 60, 75, 90], min_length=2)
 
 
+class DetectionParams(_Strict):
+    """Pair-level detection with distractor queries: a seeded share of the query sources is
+    held out of the gallery, so their transformed copies are queries without a match."""
+
+    distractor_fraction: float = Field(0.25, ge=0, lt=1)
+    seed: int = 0
+    bootstrap: int = Field(1000, ge=0)  # resamples of the queries for 95 % intervals (0: none)
+
+
+class BaselineParams(_Strict):
+    """Methods compared with the configurations on the same queries."""
+
+    poolings: list[Literal["median", "mean", "max"]] = Field(default_factory=lambda: ["mean", "max"])
+    chamfer_k: int = Field(10, ge=1)  # frame-level Chamfer re-ranks this many index candidates
+    frame_hash: Literal["pdq"] | None = "pdq"  # classical per-frame perceptual hash (None: skip)
+
+
+class MitigationParams(_Strict):
+    """Frame variants (storyhash_core.augment) for flip and rotation test-time augmentation."""
+
+    flips: list[str] = Field(default_factory=lambda: ["hflip", "vflip", "hvflip"])
+    rotations: list[str] = Field(default_factory=lambda: ["rot90", "rot-90", "rot45", "rot-45"])
+
+    @field_validator("flips", "rotations")
+    @classmethod
+    def _variants(cls, value: list[str]) -> list[str]:
+        return [check_variant(v) for v in value]
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()
@@ -85,6 +115,9 @@ class StudyParams(_Strict):
     index: IndexSpec = IndexSpec()
     evaluation: EvaluationParams = EvaluationParams()
     figures: FigureParams = FigureParams()
+    detection: DetectionParams = DetectionParams()
+    baselines: BaselineParams = BaselineParams()
+    mitigation: MitigationParams = MitigationParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"
     output_dir: str = "outputs"

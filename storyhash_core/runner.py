@@ -1,6 +1,6 @@
 """Runs the notebook sequence headlessly with papermill and renders each notebook to HTML.
 
-``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` … ``07_figures.ipynb``
+``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` … ``08_baselines_mitigation.ipynb``
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
 ``run.json`` (a partial rerun updates only its notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
@@ -17,7 +17,7 @@ from .errors import StoryHashError
 from .params import PROJECT_ROOT, load_params, resolve_path
 
 NOTEBOOKS = ("01_extract", "02_fuse", "03_index", "04_robustness", "05_ablation", "06_failure_analysis",
-             "07_figures")
+             "07_figures", "08_baselines_mitigation")
 
 
 class NotebookError(StoryHashError):

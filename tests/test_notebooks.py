@@ -32,17 +32,22 @@ def test_the_sequence_renders_every_artifact(tmp_path):
     tables = {p.name for p in (run_dir / "tables").iterdir()}
     for stem in ("table1", "ablation"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
-    assert {"failures.csv", "rotation_sweep.csv", "robustness_per_query.csv"} <= tables
-    for fig in ("ablation", "flips", "rotation_sweep", "table1_recall"):
+    assert {"failures.csv", "rotation_sweep.csv", "robustness_per_query.csv", "detection_overall.csv",
+            "detection_significance.csv", "baselines_overall.csv", "flip_mitigation.csv",
+            "rotation_mitigation.csv"} <= tables
+    for fig in ("ablation", "flips", "rotation_sweep", "table1_recall", "score_distributions", "rotation_mitigation"):
         for ext in ("png", "pdf"):
             assert (run_dir / "figures" / f"{fig}.{ext}").stat().st_size > 1000, fig
     sweep = pd.read_csv(run_dir / "tables" / "rotation_sweep.csv")
     assert sorted(sweep.angle.unique()) == [0, 45]
     record = json.loads((run_dir / "run.json").read_text())
     assert set(record["notebook_timings_s"]) == set(NOTEBOOKS) and record["wall_time_s"] > 0
-    assert {"extract", "fuse", "index", "robustness", "rotation_sweep"} <= set(record["stages"])
+    assert {"extract", "fuse", "index", "robustness", "rotation_sweep", "detection", "baselines",
+            "rotation_mitigation"} <= set(record["stages"])
     html = (run_dir / "notebooks" / "05_ablation.html").read_text()
-    assert "What the numbers say" in html and "mean margin" in html
+    assert "What the numbers say" in html and "mean margin" in html and "McNemar" in html
+    html = (run_dir / "notebooks" / "08_baselines_mitigation.html").read_text()
+    assert "pdq_chamfer" in html and "of the similarity gap closed" in html
 
 
 def test_a_failing_cell_names_notebook_and_cell(tmp_path):

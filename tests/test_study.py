@@ -23,6 +23,8 @@ def write_params(tmp_path, **overrides):
         "backbone": {"name": "dct"},
         "evaluation": {"configurations": ["fusion", "visual_padded", "action_padded", "visual"]},
         "figures": {"rotation_angles": [0, 45]},
+        "detection": {"bootstrap": 20},
+        "mitigation": {"flips": ["vflip"], "rotations": ["rot-45"]},
         **overrides,
     }
     path = tmp_path / "p.yaml"

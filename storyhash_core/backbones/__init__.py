@@ -5,6 +5,7 @@
 | ``clip`` | CLIP ViT-B/32 image tower (Hugging Face ``transformers``) | 512 | hub name or local folder |
 | ``mobilenetv2-onnx`` | ImageNet MobileNetV2, int8 ONNX (onnxruntime) | 1280 | ``.onnx`` file |
 | ``dct`` | weight-free colour-layout descriptor (low DCT coefficients) | 192 | none |
+| ``pdq`` | PDQ perceptual hash per frame as ±1 bits (``pdqhash``), the classical baseline | 256 | none |
 
 ``auto`` picks the first that can run here: the MobileNetV2 file if it exists, else CLIP if
 its weights are on disk or downloadable, else ``dct`` (see :func:`resolve_auto`). A backbone loads once
@@ -33,7 +34,7 @@ class BackboneSpec(BaseModel):
     """Which backbone, which weights, how it runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: Literal["auto", "clip", "mobilenetv2-onnx", "dct"] = "auto"
+    name: Literal["auto", "clip", "mobilenetv2-onnx", "dct", "pdq"] = "auto"
     weights: str | None = None  # .onnx file, CLIP hub name or folder; None: the default
     batch_size: int = Field(32, ge=1)
     threads: int = Field(1, ge=1)  # per worker; parallelism is across Dask workers
@@ -108,4 +109,8 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
         from .dct import DctDescriptor
 
         return DctDescriptor()
+    if spec.name == "pdq":
+        from .pdq import PdqHash
+
+        return PdqHash()
     raise BackboneError(f"backbone {spec.name!r} must be resolved first (resolve_auto)")

@@ -1,0 +1,47 @@
+"""Frame variants for test-time (query-side) and gallery-side augmentation.
+
+A variant is a name applied to every sampled frame before the backbone sees it:
+``hflip`` (mirror left-right), ``vflip`` (upside down), ``hvflip`` (both, i.e. 180°), and
+``rot<deg>`` (rotate by ``deg`` degrees, counter-clockwise for positive angles, about the
+centre; multiples of 90 are exact and swap width and height, other angles keep the frame
+size with black corners, like the ``rotate_*`` transforms). Features of a variant are
+cached separately (the variant is part of the feature key).
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+_ROT = re.compile(r"^rot(-?\d+(?:\.\d+)?)$")
+
+
+def check_variant(name: str) -> str:
+    """``name`` if it is a known variant, else ``ValueError`` naming the known ones."""
+    if name in ("hflip", "vflip", "hvflip") or _ROT.match(name):
+        return name
+    raise ValueError(f"unknown frame variant {name!r} (hflip, vflip, hvflip or rot<degrees>, e.g. rot-90)")
+
+
+def rotate_frame(frame: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate counter-clockwise by ``degrees``; exact for multiples of 90."""
+    if degrees % 90 == 0:
+        return np.ascontiguousarray(np.rot90(frame, int(degrees // 90) % 4))
+    h, w = frame.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def apply_variant(frames: np.ndarray, name: str) -> np.ndarray:
+    """The variant ``name`` of every frame (N×H×W×3 uint8)."""
+    check_variant(name)
+    if name == "hflip":
+        return np.ascontiguousarray(frames[:, :, ::-1])
+    if name == "vflip":
+        return np.ascontiguousarray(frames[:, ::-1])
+    if name == "hvflip":
+        return np.ascontiguousarray(frames[:, ::-1, ::-1])
+    degrees = float(_ROT.match(name).group(1))
+    return np.stack([rotate_frame(f, degrees) for f in frames])

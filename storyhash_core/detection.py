@@ -1,0 +1,120 @@
+"""Detection metrics: how well true copies separate from non-copies under one threshold.
+
+Recall@k (:mod:`storyhash_core.metrics`) asks whether the right reference comes first; a copy
+detector must also decide *whether* a query has a match at all, with one global threshold
+for every query. The measures here score every (query, reference) pair by its similarity,
+the true copies being the positives:
+
+- **μAP** (micro average precision, the VSC2022 / DISC21 definition): one precision-recall
+  curve over the pairs of all queries at once. Recall counts every positive, including
+  those a method never scored (a re-ranker scores only its candidates). Pairs with equal
+  scores enter the curve together — a threshold takes all of them or none — so the value
+  never depends on the order of ties.
+- **ROC AUC** and **TPR at FPR** 1 % / 0.1 %: the best true-positive rate of an operating
+  point whose false-positive rate is at most the target. Unscored pairs rank below every
+  scored one.
+
+Queries without a match in the gallery (distractors) add negatives only. A similarity
+matrix (queries × gallery) holds NaN where a method gave no score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+FPR_TARGETS = (0.01, 0.001)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Scored pairs (flat), which of them are true copies, and how many true copies exist."""
+
+    scores: np.ndarray
+    positive: np.ndarray
+    n_positives: int
+
+    @classmethod
+    def from_matrix(cls, sims: np.ndarray, truth: np.ndarray) -> Pairs:
+        """Pairs of a queries × gallery matrix; ``truth`` marks the true copies, NaN = unscored."""
+        scored = ~np.isnan(sims)
+        return cls(sims[scored].astype(np.float64), truth[scored].astype(bool), int(truth.sum()))
+
+
+def _cumulative(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives above each distinct threshold, from the highest score down."""
+    order = np.argsort(-pairs.scores, kind="stable")
+    scores, positive = pairs.scores[order], pairs.positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores) != 0), len(scores) - 1] if len(scores) else []
+    return np.cumsum(positive)[last_of_tie], np.cumsum(~positive)[last_of_tie]
+
+
+def micro_ap(pairs: Pairs) -> float:
+    """Average precision of one PR curve over all pairs; NaN when there is no positive."""
+    if pairs.n_positives == 0:
+        return float("nan")
+    tp, fp = _cumulative(pairs)
+    precision = tp / np.maximum(tp + fp, 1)
+    return float(np.sum(np.diff(tp / pairs.n_positives, prepend=0.0) * precision))
+
+
+def roc_points(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at every distinct threshold, from (0, 0); unscored positives are never found."""
+    tp, fp = _cumulative(pairs)
+    n_neg = max(int((~pairs.positive).sum()), 1)
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / max(pairs.n_positives, 1)]
+
+
+def roc_auc(pairs: Pairs) -> float:
+    """Area under the ROC curve; pairs never scored close it with a straight line to (1, 1)."""
+    if pairs.n_positives == 0 or (~pairs.positive).sum() == 0:
+        return float("nan")
+    fpr, tpr = roc_points(pairs)
+    fpr, tpr = np.r_[fpr, 1.0], np.r_[tpr, 1.0]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def tpr_at_fpr(pairs: Pairs, target: float) -> float:
+    """Best TPR among thresholds with FPR <= ``target``."""
+    if pairs.n_positives == 0:
+        return float("nan")
+    fpr, tpr = roc_points(pairs)
+    return float(tpr[fpr <= target].max())
+
+
+def detection_summary(pairs: Pairs) -> dict[str, float]:
+    """μAP, ROC AUC and TPR at the FPR targets, with the pair counts."""
+    out = {"micro_ap": micro_ap(pairs), "roc_auc": roc_auc(pairs)}
+    out |= {f"tpr_at_fpr_{t:g}": tpr_at_fpr(pairs, t) for t in FPR_TARGETS}
+    return out | {"positives": pairs.n_positives, "pairs": len(pairs.scores)}
+
+
+def truth_matrix(true_ids: list[str], gallery_ids: list[str]) -> np.ndarray:
+    """queries × gallery booleans: True where the gallery item is the query's source."""
+    return np.asarray(true_ids, dtype=object)[:, None] == np.asarray(gallery_ids, dtype=object)[None, :]
+
+
+def matrix_rows(sims: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
+    """Per query: the true match's rank (ties count against it), its similarity, the best wrong
+    one's, and the margin. Distractor queries (no true match) get rank and sim_true NaN."""
+    filled = np.where(np.isnan(sims), -np.inf, sims)
+    has_true = truth.any(axis=1)
+    sim_true = np.where(has_true, np.where(truth, filled, -np.inf).max(axis=1), np.nan)
+    wrong = np.where(truth, -np.inf, filled)
+    best_wrong = wrong.max(axis=1)
+    rank = np.where(has_true, 1 + (wrong >= sim_true[:, None]).sum(axis=1), np.nan)
+    rank = np.where(has_true & np.isneginf(sim_true), np.nan, rank)  # never scored: not retrieved
+    sim_true = np.where(np.isneginf(sim_true), np.nan, sim_true)
+    best_wrong = np.where(np.isneginf(best_wrong), np.nan, best_wrong)
+    return pd.DataFrame({"rank": rank, "sim_true": sim_true, "best_wrong_sim": best_wrong,
+                         "margin": sim_true - best_wrong, "distractor": ~has_true})
+
+
+def split_distractors(ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded, order-independent choice of ``round(fraction * len(ids))`` ids to hold out."""
+    ordered = sorted(ids)
+    n = round(fraction * len(ordered))
+    chosen = np.random.default_rng(seed).choice(len(ordered), size=n, replace=False)
+    return sorted(ordered[i] for i in chosen)

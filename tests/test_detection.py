@@ -1,0 +1,117 @@
+"""Detection metrics (μAP, ROC, TPR@FPR), per-query rows from a matrix, and the paired tests."""
+
+import numpy as np
+import pytest
+
+from storyhash_core.detection import (Pairs, detection_summary, matrix_rows, micro_ap, roc_auc, split_distractors,
+                                      tpr_at_fpr, truth_matrix)
+from storyhash_core.significance import bootstrap, mcnemar, percentile_ci
+
+
+def pairs(scores, positive, n_positives=None) -> Pairs:
+    positive = np.array(positive, bool)
+    return Pairs(np.array(scores, float), positive, int(positive.sum()) if n_positives is None else n_positives)
+
+
+def test_micro_ap_by_hand():
+    # ranked: + - + -  -> precision at the positives 1/1 and 2/3, recall steps of 1/2
+    assert micro_ap(pairs([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
+    assert micro_ap(pairs([0.9, 0.8], [1, 1])) == 1.0
+    assert micro_ap(pairs([0.9, 0.8], [0, 1])) == pytest.approx(0.5)
+
+
+def test_micro_ap_counts_positives_never_scored():
+    # one of two positives was not among the scored pairs: recall stops at 1/2
+    assert micro_ap(pairs([0.9, 0.5], [1, 0], n_positives=2)) == pytest.approx(0.5)
+
+
+def test_micro_ap_ties_enter_together_whatever_the_order():
+    # a positive and a negative tie at the top: precision 1/2 at recall 1
+    assert micro_ap(pairs([0.5, 0.5], [1, 0])) == pytest.approx(0.5)
+    assert micro_ap(pairs([0.5, 0.5], [0, 1])) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 200).astype(float)
+    positive = rng.random(200) < 0.3
+    perm = rng.permutation(200)
+    assert micro_ap(pairs(scores, positive)) == micro_ap(pairs(scores[perm], positive[perm]))
+
+
+def test_micro_ap_without_positives_is_nan():
+    assert np.isnan(micro_ap(pairs([0.3, 0.2], [0, 0])))
+
+
+def test_roc_auc_and_tpr_at_fpr_by_hand():
+    p = pairs([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+    # ROC: (0,.5) (.5,.5) (.5,1) (1,1) -> area 0.75
+    assert roc_auc(p) == pytest.approx(0.75)
+    assert tpr_at_fpr(p, 0.0) == pytest.approx(0.5)
+    assert tpr_at_fpr(p, 0.5) == pytest.approx(1.0)
+    perfect = pairs([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])
+    assert roc_auc(perfect) == 1.0 and tpr_at_fpr(perfect, 0.001) == 1.0
+    assert roc_auc(pairs([0.5, 0.5], [1, 0])) == pytest.approx(0.5)  # a tie is a coin toss
+
+
+def test_roc_with_unscored_positive_closes_to_the_corner():
+    # one positive scored above the negative, one never scored
+    p = pairs([0.9, 0.1], [1, 0], n_positives=2)
+    assert tpr_at_fpr(p, 0.01) == pytest.approx(0.5)
+    # unscored pairs tie below every scored one: (0,0) (0,.5) (1,.5) then straight to (1,1)
+    assert roc_auc(p) == pytest.approx(0.5)
+
+
+def test_summary_from_matrix_with_a_distractor_query():
+    gallery = ["a", "b"]
+    truth = truth_matrix(["a", "b", "x"], gallery)  # "x" is not in the gallery: a distractor
+    assert truth.tolist() == [[True, False], [False, True], [False, False]]
+    sims = np.array([[0.9, 0.2], [0.3, 0.8], [0.85, 0.1]])
+    s = detection_summary(Pairs.from_matrix(sims, truth))
+    # ranked: .9+ .85- .8+ .3- .2- .1- -> AP = (1 + 2/3)/2
+    assert s["micro_ap"] == pytest.approx((1 + 2 / 3) / 2)
+    assert s["positives"] == 2 and s["pairs"] == 6
+    assert s["tpr_at_fpr_0.01"] == pytest.approx(0.5)
+
+
+def test_matrix_rows_ranks_ties_against_the_true_match():
+    truth = truth_matrix(["a", "b", "x", "a"], ["a", "b", "c"])
+    sims = np.array([[0.9, 0.5, 0.1], [0.7, 0.7, 0.2], [0.4, 0.3, 0.2], [np.nan, 0.6, 0.5]])
+    rows = matrix_rows(sims, truth)
+    assert rows["rank"].tolist()[:2] == [1, 2]  # the tie at 0.7 counts against "b"
+    assert np.isnan(rows["rank"][2]) and rows["distractor"].tolist() == [False, False, True, False]
+    assert np.isnan(rows["rank"][3]) and np.isnan(rows["sim_true"][3])  # never scored: not retrieved
+    assert rows["margin"][0] == pytest.approx(0.4)
+    assert rows["best_wrong_sim"][2] == pytest.approx(0.4)
+
+
+def test_split_distractors_is_seeded_and_order_independent():
+    ids = [f"v{i}" for i in range(20)]
+    held = split_distractors(ids, 0.25, seed=3)
+    assert len(held) == 5 and held == split_distractors(ids[::-1], 0.25, seed=3)
+    assert held != split_distractors(ids, 0.25, seed=4)
+
+
+def test_mcnemar_counts_only_disagreements():
+    a = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    b = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], bool)
+    out = mcnemar(a, b)
+    assert out["only_a"] == 6 and out["only_b"] == 0
+    assert out["p_value"] == pytest.approx(2 * 0.5**6)
+    assert mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    hits = np.r_[np.ones(80), np.zeros(20)]
+    stats = {"r1": lambda idx: hits[idx].mean()}
+    s1, s2 = bootstrap(stats, 100, 300, seed=1), bootstrap(stats, 100, 300, seed=1)
+    assert s1.equals(s2)
+    low, high = percentile_ci(s1["r1"])
+    assert low < 0.8 < high and high - low < 0.25
+
+
+def test_micro_ap_and_auc_match_scikit_learn_with_ties():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(7)
+    scores = np.round(rng.random(500), 2)  # many ties
+    positive = rng.random(500) < 0.2
+    p = pairs(scores, positive)
+    assert micro_ap(p) == pytest.approx(metrics.average_precision_score(positive, scores))
+    assert roc_auc(p) == pytest.approx(metrics.roc_auc_score(positive, scores))
