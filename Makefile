@@ -27,6 +27,7 @@ test: $(STAMP)  ## run the test suite
 
 bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED)
 	$(BIN)/python bench/transforms.py
+	$(BIN)/python bench/throughput.py
 
 bench-index: $(STAMP)  ## HNSW vs flat at 10k/100k/1M vectors (needs outputs/real; ~25 min)
 	$(BIN)/python bench/index_scale.py

@@ -126,13 +126,19 @@ def rank_label(rank: float, k: int) -> str:
     return f"{int(rank)}" if rank == rank else f"> {k}"
 
 
+def _text(value: object) -> bool:
+    """True for a non-empty string (an empty CSV column reads back as NaN)."""
+    return isinstance(value, str) and value != ""
+
+
 def _verdict(row: pd.Series) -> str:
     r1 = (f"R@1 {row['r1_a']:.1f} vs {row['r1_b']:.1f} % (only {row['a']} right: {int(row['only_a_correct'])}, "
           f"only {row['b']}: {int(row['only_b_correct'])}; McNemar p = {row['mcnemar_p']:.2g}, "
           f"{row['mcnemar_p_bonferroni']:.2g} after Bonferroni: "
           f"{'significant' if row['r1_significant'] else 'not significant'} at 5 %)")
-    uap = (f"μAP difference 95 % interval {row['uap_diff_ci']} "
-           f"({'excludes' if row['uap_significant'] else 'includes'} 0)")
+    uap = (f"μAP difference {row['uap_diff_ci']} (Bonferroni-corrected bootstrap interval; "
+           f"{'excludes' if row['uap_significant'] else 'includes'} 0)" if _text(row["uap_diff_ci"]) else
+           "μAP difference not tested (no bootstrap resamples)")
     return f"- **{row['a']} vs {row['b']}**: {r1}; {uap}."
 
 
@@ -143,13 +149,17 @@ def discuss_significance(tests: pd.DataFrame) -> str:
 
 def discuss_detection(overall: pd.DataFrame) -> str:
     """Detection (μAP, TPR at low FPR) next to retrieval (R@1), per method."""
+    if not len(overall):
+        return "No method was evaluated."
     lines = [f"- **{r['method']}**: R@1 {r['recall_at_1']:.1f} % {r['recall_at_1_ci']}, μAP {r['micro_ap']:.3f} "
              f"{r['micro_ap_ci']}, ROC AUC {r['roc_auc']:.3f}, TPR {100 * r['tpr_at_fpr_0.01']:.1f} % at FPR 1 % "
-             f"and {100 * r['tpr_at_fpr_0.001']:.1f} % at FPR 0.1 %" for _, r in overall.iterrows()]
+             f"and {100 * r['tpr_at_fpr_0.001']:.1f} % at FPR 0.1 % ({int(r['pairs'])} pairs scored)"
+             for _, r in overall.iterrows()]
     n = overall.iloc[0]
+    intervals = ("intervals are bootstrap 95 % over queries" if _text(n["micro_ap_ci"]) else
+                 "no bootstrap intervals (detection.bootstrap is 0)")
     head = (f"{int(n['queries'])} queries, {int(n['distractors'])} of them distractors (their source held out of the "
-            f"gallery), {int(n['pairs'])} scored pairs, {int(n['positives'])} true copies; intervals are bootstrap "
-            "95 % over queries.")
+            f"gallery), {int(n['positives'])} true copies; {intervals}.")
     return head + "\n" + "\n".join(lines)
 
 
@@ -162,17 +172,22 @@ def discuss_flip_mitigation(flips: pd.DataFrame, costs: dict, baseline: str = "v
     parts = [f"{baseline}: flip_h vs flip_v mean similarity {b['sim_mean_flip_h']:.3f} vs {b['sim_mean_flip_v']:.3f}, "
              f"R@1 {b['recall_at_1_flip_h']:.1f} vs {b['recall_at_1_flip_v']:.1f} %, overall μAP {b['micro_ap_overall']:.3f}"]
     base_s = costs.get("decode_s", float("nan")) + costs.get("embed_s", float("nan"))
+    factor = costs.get("gallery_factor_flip_aug_reference")
     for m, cost in (("visual_flip_tta_query", f"{costs.get('variants_embed_s', float('nan')):.2f} s more per query "
                      f"on top of {base_s:.2f} s (decode + embed, medians), and one search per variant"),
-                    ("visual_flip_aug_reference", f"a {costs.get('gallery_factor_flip_aug_reference', 4)}× gallery")):
+                    ("visual_flip_aug_reference", f"a {factor}× gallery" if factor else "a larger gallery")):
         r = rows.loc[m]
         delta = r["micro_ap_overall"] - b["micro_ap_overall"]
-        reading = ("the maximum over variants raises non-copies more than it helps the flipped copies: a net "
-                   "false-positive cost" if delta < 0 else
-                   "the maximum over variants also raises non-copies, but the flipped copies gain more")
-        parts.append(f"{m}: flip_v similarity {r['sim_mean_flip_v']:.3f} ({100 * r['sim_gap_closed']:.0f} % of the "
-                     f"similarity gap closed), flip_v R@1 {r['recall_at_1_flip_v']:.1f} %, overall μAP "
-                     f"{r['micro_ap_overall']:.3f} ({delta:+.3f}: {reading}); cost: {cost}")
+        reading = ("not measured" if delta != delta else
+                   "about the same: what the flipped copies gain, the raised non-copies take back"
+                   if abs(delta) < 0.001 else
+                   "a net false-positive cost: the maximum over variants raises non-copies more than it helps"
+                   if delta < 0 else "the maximum over variants also raises non-copies, but copies gain more")
+        closed = (f"{100 * r['sim_gap_closed']:.0f} % of the similarity gap closed" if r["sim_gap_closed"] ==
+                  r["sim_gap_closed"] else "no flip_h/flip_v gap to close")
+        parts.append(f"{m}: flip_v similarity {r['sim_mean_flip_v']:.3f} ({closed}), flip_v R@1 "
+                     f"{r['recall_at_1_flip_v']:.1f} %, overall μAP {r['micro_ap_overall']:.3f} ({delta:+.3f}: "
+                     f"{reading}); cost: {cost}")
     return "\n".join(f"- {p}" for p in parts)
 
 
@@ -186,3 +201,35 @@ def discuss_rotation_mitigation(table: pd.DataFrame) -> str:
     overall = table[table["transform"] == "overall"].set_index("method")
     return (f"R@1 without → with rotated query variants: {cells}. Over the sweep, μAP "
             f"{overall.loc['visual_padded', 'micro_ap']:.3f} → {overall.loc['visual_rotation_tta', 'micro_ap']:.3f}.")
+
+
+def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
+    """flip_h vs flip_v of the same source videos, per configuration: McNemar on R@1 and the
+    Wilcoxon signed-rank test on the similarity to the true reference (both paired by source)."""
+    from scipy.stats import wilcoxon
+
+    from .significance import mcnemar
+
+    out = []
+    for configuration, part in rows[rows["transform"].isin(["flip_h", "flip_v"])].groupby("configuration", sort=False):
+        wide = part.pivot(index="reference_id", columns="transform", values=["rank", "sim_true"]).dropna()
+        if not {"flip_h", "flip_v"} <= set(wide["rank"].columns) or not len(wide):
+            continue
+        hits = wide["rank"] <= 1
+        test = mcnemar(hits["flip_h"].to_numpy(), hits["flip_v"].to_numpy())
+        diff = wide["sim_true"]["flip_h"] - wide["sim_true"]["flip_v"]
+        out.append({"configuration": configuration, "sources": len(wide), "only_flip_h_found": test["only_a"],
+                    "only_flip_v_found": test["only_b"], "mcnemar_p": test["p_value"],
+                    "sim_diff_median": float(diff.median()),
+                    "wilcoxon_p": float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0})
+    return pd.DataFrame(out)
+
+
+def discuss_flip_tests(tests: pd.DataFrame) -> str:
+    """The flip bias as paired tests: is flip_v worse than flip_h on the same sources?"""
+    if not len(tests):
+        return "No flip_h / flip_v pairs in this run."
+    return "\n".join(
+        f"- **{r.configuration}** ({r.sources} sources): R@1 only flip_h right {r.only_flip_h_found}, only flip_v "
+        f"{r.only_flip_v_found} (McNemar p = {r.mcnemar_p:.2g}); similarity flip_h − flip_v median "
+        f"{r.sim_diff_median:+.3f} (Wilcoxon p = {r.wilcoxon_p:.2g})" for r in tests.itertuples())

@@ -4,7 +4,9 @@ A variant is a name applied to every sampled frame before the backbone sees it:
 ``hflip`` (mirror left-right), ``vflip`` (upside down), ``hvflip`` (both, i.e. 180°), and
 ``rot<deg>`` (rotate by ``deg`` degrees, counter-clockwise for positive angles, about the
 centre; multiples of 90 are exact and swap width and height, other angles keep the frame
-size with black corners, like the ``rotate_*`` transforms). Features of a variant are
+size with black corners, like the ``rotate_*`` transforms). The sign is the opposite of
+ffmpeg's (clockwise for positive angles), so ``rot<d>`` undoes ``rotate_<d>``; test-time
+augmentation that does not know the direction uses both signs. Features of a variant are
 cached separately (the variant is part of the feature key).
 """
 

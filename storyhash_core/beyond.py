@@ -10,7 +10,8 @@ every gallery item), so the measures do not depend on the approximate index.
   positive vs negative score distributions -> ``tables/detection*``, ``tables/significance*``,
   ``figures/score_distributions.*``.
 - :func:`baselines_stage` (notebook 08): the same measures for pooling variants, frame-level
-  Chamfer re-ranking, the PDQ hash, and flip test-time augmentation on the query or the
+  Chamfer re-ranking of the exact top-k pooled visual scores (what the index returns at this
+  scale, where HNSW equals exact search), the PDQ hash, and flip test-time augmentation on the query or the
   reference side -> ``tables/baselines*``, ``tables/flip_mitigation.*``.
 - :func:`rotation_mitigation_stage` (notebook 08): the rotation sweep with and without
   rotated query variants -> ``tables/rotation_mitigation.*``.
@@ -19,7 +20,9 @@ every gallery item), so the measures do not depend on the approximate index.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from itertools import combinations
 from pathlib import Path
 
@@ -53,6 +56,7 @@ class DetectionSetup:
 
 
 def detection_setup(run: Run, ref_ids: list[str], meta: pd.DataFrame) -> DetectionSetup:
+    """Hold out a seeded share of the query sources; the rest of the references is the gallery."""
     d = run.params.detection
     sources = sorted(set(meta["reference_id"]) & set(ref_ids))
     held = split_distractors(sources, d.distractor_fraction, d.seed)
@@ -61,6 +65,7 @@ def detection_setup(run: Run, ref_ids: list[str], meta: pd.DataFrame) -> Detecti
 
 
 def query_meta(run: Run, query_ids: list[str]) -> pd.DataFrame:
+    """reference_id, transform and family of each query, in ``query_ids`` order."""
     queries = run.table("queries").set_index("query_id")
     return queries.loc[query_ids, ["reference_id", "transform", "family"]].reset_index()
 
@@ -113,6 +118,7 @@ def detection_stage(run: Run) -> dict:
 # ---- notebook 08: baselines and mitigation -------------------------------------------------
 
 def _frames(paths: list[str]) -> list[np.ndarray]:
+    """The per-frame embeddings of each feature file."""
     return [load_features(Path(f)).frames for f in paths]
 
 
@@ -139,6 +145,7 @@ def _items(run: Run, blocks: Blocks) -> tuple[dict, dict]:
 
 
 def _pooled(frames: list[np.ndarray], method: str) -> np.ndarray:
+    """One pooled, L2-normalised vector per video."""
     return np.stack([pool(f, method) for f in frames])
 
 
@@ -154,8 +161,8 @@ def baselines_stage(run: Run, client) -> dict:
     pooled = {m: (_pooled(query_frames, m), _pooled(ref_frames, m)) for m in {p.pooling, *p.baselines.poolings}}
 
     matrices = configuration_matrices(run, blocks, setup.gallery)
-    visual = pooled[p.pooling][0] @ pooled[p.pooling][1].T
-    matrices["visual_padded"] = visual  # the visual block alone ranks as the padded ablation
+    # the visual block alone (= the padded ablation, whose zeros change no inner product)
+    visual = matrices.setdefault("visual_padded", pooled[p.pooling][0] @ pooled[p.pooling][1].T)
     for method in p.baselines.poolings:
         if method != p.pooling:
             matrices[f"visual_{method}"] = pooled[method][0] @ pooled[method][1].T
@@ -193,7 +200,7 @@ def stage_costs(paths: list[Path], backbone: BackboneSpec, frame_hash: BackboneS
     (the extra work of query-side augmentation: one decode, several embeddings)."""
     timings: dict[str, list[float]] = {}
 
-    def timed(name: str, fn) -> object:
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         out = fn()
         timings.setdefault(name, []).append(time.perf_counter() - t0)
@@ -221,7 +228,7 @@ def flip_mitigation(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
     wide["r1_gap"] = wide["recall_at_1_flip_h"] - wide["recall_at_1_flip_v"]
     for gap in ("sim_gap", "r1_gap"):
         base = wide.loc[baseline, gap]
-        wide[f"{gap}_closed"] = 1 - wide[gap] / base if base and base == base else np.nan
+        wide[f"{gap}_closed"] = 1 - wide[gap] / base if base == base and base > 0 else np.nan  # no gap: nothing to close
     order = list(dict.fromkeys(summary["method"]))
     return wide.loc[[m for m in order if m in wide.index]].reset_index()
 

@@ -76,26 +76,29 @@ def overall_with_ci(summary: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFram
     """The overall rows of ``summary`` with 95 % intervals of R@1 and μAP from ``samples``."""
     overall = summary[summary["transform"] == "overall"].drop(columns="transform").reset_index(drop=True)
     for stat, col in (("r1", "recall_at_1"), ("uap", "micro_ap")):
-        cis = [percentile_ci(samples[f"{m}|{stat}"]) if len(samples) else (np.nan, np.nan) for m in overall["method"]]
-        overall.insert(overall.columns.get_loc(col) + 1, f"{col}_ci", [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in cis])
+        cis = [percentile_ci(samples[f"{m}|{stat}"]) if len(samples) else None for m in overall["method"]]
+        overall.insert(overall.columns.get_loc(col) + 1, f"{col}_ci",
+                       [f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "" for ci in cis])
     return overall
 
 
 def compare(rows: pd.DataFrame, samples: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     """For each (A, B): R@1 of both, McNemar on the queries with a true match, and the μAP
-    difference with its paired bootstrap interval. R@1 is ``significant`` when the McNemar
-    p-value, Bonferroni-corrected for the number of pairs, is below 5 %."""
+    difference with its paired bootstrap interval. Both are Bonferroni-corrected for the
+    number of pairs: R@1 is ``significant`` when ``p × pairs < 5 %``, and the μAP interval has
+    level ``1 − 5 % / pairs``. Without bootstrap samples the μAP columns are empty."""
+    level = 1 - 0.05 / max(len(pairs), 1)
     out = []
     for a, b in pairs:
         ra, rb = (rows[(rows["method"] == m) & ~rows["distractor"]] for m in (a, b))
         hits_a, hits_b = (ra["rank"] <= 1).to_numpy(), (rb["rank"] <= 1).to_numpy()
         test = mcnemar(hits_a, hits_b)
         diff = samples[f"{a}|uap"] - samples[f"{b}|uap"] if len(samples) else pd.Series(dtype=float)
-        low, high = percentile_ci(diff) if len(diff) else (np.nan, np.nan)
+        low, high = percentile_ci(diff, level) if len(diff) else (np.nan, np.nan)
         out.append({"a": a, "b": b, "r1_a": 100 * hits_a.mean(), "r1_b": 100 * hits_b.mean(),
                     "only_a_correct": test["only_a"], "only_b_correct": test["only_b"],
                     "mcnemar_p": test["p_value"], "mcnemar_p_bonferroni": min(1.0, test["p_value"] * len(pairs)),
                     "r1_significant": test["p_value"] * len(pairs) < 0.05,
-                    "uap_diff_ci": f"[{low:.3g}, {high:.3g}]",
-                    "uap_significant": bool(low > 0 or high < 0)})
+                    "uap_diff_ci": f"[{low:.3g}, {high:.3g}]" if low == low else "",
+                    "uap_significant": bool(low > 0 or high < 0) if low == low else None})
     return pd.DataFrame(out)

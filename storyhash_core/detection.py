@@ -30,17 +30,20 @@ FPR_TARGETS = (0.01, 0.001)
 
 @dataclass(frozen=True)
 class Pairs:
-    """Scored pairs (flat), which of them are true copies, and how many true copies exist."""
+    """Scored pairs (flat), which of them are true copies, and how many true copies and
+    non-copies exist in all (scored or not)."""
 
     scores: np.ndarray
     positive: np.ndarray
     n_positives: int
+    n_negatives: int
 
     @classmethod
     def from_matrix(cls, sims: np.ndarray, truth: np.ndarray) -> Pairs:
         """Pairs of a queries × gallery matrix; ``truth`` marks the true copies, NaN = unscored."""
         scored = ~np.isnan(sims)
-        return cls(sims[scored].astype(np.float64), truth[scored].astype(bool), int(truth.sum()))
+        return cls(sims[scored].astype(np.float64), truth[scored].astype(bool), int(truth.sum()),
+                   int((~truth).sum()))
 
 
 def _cumulative(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -61,15 +64,16 @@ def micro_ap(pairs: Pairs) -> float:
 
 
 def roc_points(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
-    """(FPR, TPR) at every distinct threshold, from (0, 0); unscored positives are never found."""
+    """(FPR, TPR) at every distinct threshold, from (0, 0), over all pairs: unscored pairs are
+    below every threshold, so they are never found (positives) nor false alarms (negatives)."""
     tp, fp = _cumulative(pairs)
-    n_neg = max(int((~pairs.positive).sum()), 1)
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / max(pairs.n_positives, 1)]
+    return np.r_[0.0, fp / max(pairs.n_negatives, 1)], np.r_[0.0, tp / max(pairs.n_positives, 1)]
 
 
 def roc_auc(pairs: Pairs) -> float:
-    """Area under the ROC curve; pairs never scored close it with a straight line to (1, 1)."""
-    if pairs.n_positives == 0 or (~pairs.positive).sum() == 0:
+    """Area under the ROC curve; pairs never scored tie below all others, which closes the
+    curve with a straight line to (1, 1)."""
+    if pairs.n_positives == 0 or pairs.n_negatives == 0:
         return float("nan")
     fpr, tpr = roc_points(pairs)
     fpr, tpr = np.r_[fpr, 1.0], np.r_[tpr, 1.0]
@@ -113,8 +117,9 @@ def matrix_rows(sims: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
 
 
 def split_distractors(ids: list[str], fraction: float, seed: int) -> list[str]:
-    """A seeded, order-independent choice of ``round(fraction * len(ids))`` ids to hold out."""
+    """A seeded, order-independent choice of ``round(fraction * len(ids))`` ids to hold out
+    (at most all but one, so some queries keep their match)."""
     ordered = sorted(ids)
-    n = round(fraction * len(ordered))
+    n = min(round(fraction * len(ordered)), max(len(ordered) - 1, 0))
     chosen = np.random.default_rng(seed).choice(len(ordered), size=n, replace=False)
     return sorted(ordered[i] for i in chosen)

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from dask.distributed import Client
 
 from .augment import apply_variant
 from .backbones import BackboneSpec, load_backbone
 from .cache import ArtifactCache, atomic_path, content_digest, spec_key
-from .parallel import run_batch
+from .parallel import Failure, run_batch
 from .video import sample_frames
 
 FEATURE_VERSION = 2
@@ -77,9 +78,10 @@ def load_features(path: Path) -> VideoFeatures:
         return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]), float(z["seconds"]))
 
 
-def feature_path(job: FeatureJob, cache_root: str) -> Path:
-    """The cache file of ``job``: keyed by content, weights, sampling and frame variant."""
-    key = spec_key(source=content_digest(job.path), weights=load_backbone(job.backbone).weights_id, fps=job.fps,
+def feature_path(job: FeatureJob, cache_root: str, digest: str | None = None) -> Path:
+    """The cache file of ``job``: keyed by content (``digest``, computed if not given), weights,
+    sampling and frame variant."""
+    key = spec_key(source=digest or content_digest(job.path), weights=load_backbone(job.backbone).weights_id, fps=job.fps,
                    folder_fps=job.folder_fps if job.path.is_dir() else None, version=FEATURE_VERSION,
                    **({"variant": job.variant} if job.variant else {}))
     return ArtifactCache(cache_root).path("features", key, ".npz")
@@ -91,7 +93,8 @@ def extract_many(jobs: tuple[FeatureJob, ...], cache_root: str) -> list[Path]:
     first = jobs[0]
     if any((j.path, j.folder_fps, j.fps) != (first.path, first.folder_fps, first.fps) for j in jobs):
         raise ValueError("extract_many: jobs must share the video and the sampling")
-    outs = [feature_path(j, cache_root) for j in jobs]
+    digest = content_digest(first.path)
+    outs = [feature_path(j, cache_root, digest) for j in jobs]
     todo = [(j, o) for j, o in zip(jobs, outs) if not o.is_file()]
     if todo:
         t0 = time.perf_counter()
@@ -111,8 +114,9 @@ def extract_one(job: FeatureJob, cache_root: str) -> Path:
     return extract_many((job,), cache_root)[0]
 
 
-def extract_feature_sets(client, items: dict[str, tuple[Path, float]], outputs: list[tuple[BackboneSpec, str]],
-                         fps: float, cache: ArtifactCache, desc: str = "features"):
+def extract_feature_sets(client: Client, items: dict[str, tuple[Path, float]],
+                         outputs: list[tuple[BackboneSpec, str]], fps: float, cache: ArtifactCache,
+                         desc: str = "features") -> tuple[dict[str, list[Path]], list[Failure]]:
     """Several (backbone, variant) features of every ``{id: (path, folder_fps)}``, one decode per
     video, in parallel; returns (cache files by id, in ``outputs`` order; failures)."""
     keys = list(items)
@@ -120,8 +124,8 @@ def extract_feature_sets(client, items: dict[str, tuple[Path, float]], outputs: 
     return run_batch(client, extract_many, jobs, keys, desc, cache_root=str(cache.root))
 
 
-def extract_features(client, items: dict[str, tuple[Path, float]], backbone: BackboneSpec, fps: float,
-                     cache: ArtifactCache, desc: str = "features"):
+def extract_features(client: Client, items: dict[str, tuple[Path, float]], backbone: BackboneSpec, fps: float,
+                     cache: ArtifactCache, desc: str = "features") -> tuple[dict[str, Path], list[Failure]]:
     """Features for ``{id: (path, folder_fps)}`` in parallel; returns (cache file by id, failures)."""
     done, failed = extract_feature_sets(client, items, [(backbone, "")], fps, cache, desc)
     return {k: v[0] for k, v in done.items()}, failed

@@ -4,8 +4,9 @@
   ViSiL_f: for a query and a reference, the mean over query frames of the best-matching
   reference frame's cosine similarity. It sees *which* frames match, not only an average
   appearance, and tolerates speed changes and partial overlap.
-- :func:`rerank`: keep each query's top-k references by a first-stage score (what an index
-  returns) and score only those with a second-stage matrix; the rest are unscored (NaN).
+- :func:`rerank`: keep each query's exact top-k references by a first-stage score (what an
+  index returns, exactly for a flat one) and score only those with a second-stage matrix; the
+  rest are unscored (NaN).
 - :func:`max_over_variants`: the best score over augmented versions of the query or of
   the references (flip / rotation test-time augmentation).
 """
@@ -15,13 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def chamfer(query_frames: np.ndarray, reference_frames: np.ndarray) -> float:
-    """Mean over query frames of the maximum cosine similarity to any reference frame."""
-    return float((query_frames @ reference_frames.T).max(axis=1).mean())
-
-
 def chamfer_matrix(queries: list[np.ndarray], references: list[np.ndarray]) -> np.ndarray:
-    """Chamfer similarity of every query × reference (lists of L2-normalised frame matrices)."""
+    """Chamfer similarity of every query × reference (lists of L2-normalised frame matrices):
+    the mean over query frames of the maximum cosine similarity to any reference frame."""
+    if any(len(f) == 0 for f in [*queries, *references]):
+        raise ValueError("chamfer_matrix: every video needs at least one frame")
     ref_all = np.concatenate(references).astype(np.float32)
     bounds = np.cumsum([0] + [len(r) for r in references])
     out = np.empty((len(queries), len(references)), np.float32)

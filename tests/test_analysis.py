@@ -57,3 +57,16 @@ def test_failures_list_every_miss_in_transform_order():
     misses = analysis.failures(rows, "c", ["a", "b"])
     assert misses["query_id"].tolist() == ["q3", "q2", "q4"]
     assert [analysis.rank_label(r, 10) for r in misses["rank"]] == ["> 10", "2", "3"]
+
+
+def test_flip_tests_pair_the_two_flips_of_each_source():
+    rows = pd.DataFrame({"configuration": "visual", "reference_id": [f"v{i}" for i in range(8)] * 2,
+                         "transform": ["flip_h"] * 8 + ["flip_v"] * 8,
+                         "rank": [1.0] * 8 + [2.0] * 7 + [1.0],
+                         "sim_true": [0.9] * 8 + [0.7] * 8})
+    tests = analysis.flip_tests(rows)
+    r = tests.iloc[0]
+    assert (r["sources"], r["only_flip_h_found"], r["only_flip_v_found"]) == (8, 7, 0)
+    assert r["mcnemar_p"] == pytest.approx(2 * 0.5**7)
+    assert r["sim_diff_median"] == pytest.approx(0.2) and r["wilcoxon_p"] < 0.05
+    assert "only flip_h right 7, only flip_v 0" in analysis.discuss_flip_tests(tests)

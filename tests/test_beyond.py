@@ -28,11 +28,13 @@ def test_detection_baselines_and_mitigation(tmp_path, client):
     assert len(rows) == 6 * len(entry["methods"])
     by = {m: part.set_index("query_id") for m, part in rows.groupby("method")}
     matched = ~by["visual_padded"]["distractor"]
-    for tta in ("visual_flip_tta_query", "visual_flip_aug_reference"):  # a maximum never lowers a score
-        assert (by[tta]["sim_true"][matched] >= by["visual_padded"]["sim_true"][matched] - 1e-6).all()
+    flip_v = matched & by["visual_padded"].index.str.endswith("@flip_v")
+    for tta in ("visual_flip_tta_query", "visual_flip_aug_reference"):  # the vflip variant undoes flip_v
+        assert (by[tta]["sim_true"][flip_v] > 0.99).all()
+        assert (by[tta]["sim_true"][flip_v] > by["visual_padded"]["sim_true"][flip_v]).all()
     assert by["visual_chamfer_top10"]["sim_true"][matched].notna().all()  # k >= gallery: every pair re-scored
     flips = run.table("flip_mitigation").set_index("method")
-    assert "sim_gap_closed" in flips and flips.loc["visual_padded", "sim_gap_closed"] == 0
+    assert flips.loc["visual_flip_tta_query", "sim_gap_closed"] > 0.9
     record = json.loads(run.path("run.json").read_text())["stages"]["baselines"]
     costs = record["costs"]
     assert costs["pdq_s"] > 0 and costs["variants_embed_s"] > 0 and costs["gallery_factor_flip_aug_reference"] == 2
@@ -41,6 +43,6 @@ def test_detection_baselines_and_mitigation(tmp_path, client):
     sweep = table[table["transform"] != "overall"]
     assert sorted(sweep.angle.unique()) == [0, 45] and set(sweep.method) == {"visual_padded", "visual_rotation_tta"}
     base, tta = (sweep[sweep.method == m].set_index("angle") for m in ("visual_padded", "visual_rotation_tta"))
-    assert np.all(tta["sim_mean"] >= base["sim_mean"] - 1e-6)
+    assert tta.loc[45, "sim_mean"] > base.loc[45, "sim_mean"] + 0.005  # rot45 undoes ffmpeg's clockwise 45°
     assert run.path("figures", "rotation_mitigation.pdf").is_file()
-    assert study.run_record(run)["stages"]["rotation_mitigation"]["variants"] == ["rot-45"]
+    assert study.run_record(run)["stages"]["rotation_mitigation"]["variants"] == ["rot45"]

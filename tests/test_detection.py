@@ -8,9 +8,10 @@ from storyhash_core.detection import (Pairs, detection_summary, matrix_rows, mic
 from storyhash_core.significance import bootstrap, mcnemar, percentile_ci
 
 
-def pairs(scores, positive, n_positives=None) -> Pairs:
+def pairs(scores, positive, n_positives=None, n_negatives=None) -> Pairs:
     positive = np.array(positive, bool)
-    return Pairs(np.array(scores, float), positive, int(positive.sum()) if n_positives is None else n_positives)
+    return Pairs(np.array(scores, float), positive, int(positive.sum()) if n_positives is None else n_positives,
+                 int((~positive).sum()) if n_negatives is None else n_negatives)
 
 
 def test_micro_ap_by_hand():
@@ -59,6 +60,20 @@ def test_roc_with_unscored_positive_closes_to_the_corner():
     assert roc_auc(p) == pytest.approx(0.5)
 
 
+def test_unscored_negatives_count_in_the_false_positive_rate():
+    # a re-ranker scored only each row's top 2: the other non-copies are still non-copies
+    truth = truth_matrix(["a", "b"], ["a", "b", "c", "d", "e"])
+    full = np.array([[0.9, 0.8, 0.3, 0.2, 0.1], [0.85, 0.7, 0.6, 0.2, 0.1]])
+    top2 = np.where(np.argsort(np.argsort(-full, axis=1), axis=1) < 2, full, np.nan)
+    p_full, p_top2 = Pairs.from_matrix(full, truth), Pairs.from_matrix(top2, truth)
+    assert p_top2.n_negatives == p_full.n_negatives == 8
+    # same scores above every unscored pair: the low-FPR part of the curve is the same
+    assert tpr_at_fpr(p_top2, 0.125) == tpr_at_fpr(p_full, 0.125) == pytest.approx(0.5)
+    assert tpr_at_fpr(p_top2, 0.25) == tpr_at_fpr(p_full, 0.25) == 1.0
+    assert roc_auc(p_full) == pytest.approx(0.875)  # (0,.5) to (.25,.5), then TPR 1
+    assert roc_auc(p_top2) == pytest.approx(0.875)  # the positives were all among the scored
+
+
 def test_summary_from_matrix_with_a_distractor_query():
     gallery = ["a", "b"]
     truth = truth_matrix(["a", "b", "x"], gallery)  # "x" is not in the gallery: a distractor
@@ -87,6 +102,7 @@ def test_split_distractors_is_seeded_and_order_independent():
     held = split_distractors(ids, 0.25, seed=3)
     assert len(held) == 5 and held == split_distractors(ids[::-1], 0.25, seed=3)
     assert held != split_distractors(ids, 0.25, seed=4)
+    assert len(split_distractors(["a", "b"], 0.75, seed=0)) == 1  # never every source
 
 
 def test_mcnemar_counts_only_disagreements():

@@ -9,8 +9,10 @@ from storyhash_core.augment import apply_variant, check_variant
 from storyhash_core.backbones import BackboneSpec, load_backbone
 from storyhash_core.comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from storyhash_core.detection import truth_matrix
-from storyhash_core.features import FeatureJob, extract_one, l2_normalize, load_features
-from storyhash_core.similarity import chamfer, chamfer_matrix, max_over_variants, rerank
+from storyhash_core.cache import ArtifactCache, content_digest, spec_key
+from storyhash_core.features import FEATURE_VERSION, FeatureJob, extract_one, feature_path, l2_normalize, load_features
+from storyhash_core.video import sample_frames
+from storyhash_core.similarity import chamfer_matrix, max_over_variants, rerank
 
 from .conftest import index_frames, write_video
 
@@ -26,13 +28,19 @@ def test_flip_variants_and_exact_right_angles():
     np.testing.assert_array_equal(apply_variant(f, "hvflip")[0], f[0, ::-1, ::-1])
     np.testing.assert_array_equal(apply_variant(f, "rot180")[1], f[1, ::-1, ::-1])
     assert apply_variant(f, "rot90").shape == (2, 6, 4, 3)
+    np.testing.assert_array_equal(apply_variant(f, "rot90")[0], np.rot90(f[0]))  # counter-clockwise
+    np.testing.assert_array_equal(apply_variant(f, "rot90")[0][0], f[0][:, -1])  # top row = old right column
     np.testing.assert_array_equal(apply_variant(apply_variant(f, "rot90"), "rot-90"), f)
 
 
-def test_small_rotation_keeps_size_and_blackens_corners():
-    f = np.full((1, 40, 60, 3), 200, np.uint8)
+def test_small_rotation_keeps_size_turns_counter_clockwise_and_blackens_corners():
+    f = np.full((1, 41, 61, 3), 200, np.uint8)
     r = apply_variant(f, "rot30")
     assert r.shape == f.shape and r[0, 0, 0].max() == 0 and r[0, 20, 30].min() == 200
+    dot = np.zeros((1, 41, 61, 3), np.uint8)
+    dot[0, 20, 50] = 255  # right of the centre
+    y, x = np.unravel_index(apply_variant(dot, "rot90")[0, ..., 0].argmax(), (61, 41))
+    assert (y, x) < (30, 41) and y < 20  # counter-clockwise: the dot moves up, above the centre
 
 
 def test_unknown_variant_is_a_clear_error():
@@ -40,16 +48,23 @@ def test_unknown_variant_is_a_clear_error():
         check_variant("flip")
 
 
-def test_variant_features_are_cached_apart_and_undo_the_transform(tmp_path):
+def test_variant_features_embed_the_variant_frames_and_are_cached_apart(tmp_path):
     video = write_video(tmp_path / "v.mp4", index_frames(20, 48, 64), fps=10)
     root, dct = str(tmp_path / "c"), BackboneSpec(name="dct")
     plain = extract_one(FeatureJob(video, 24.0, dct, 2.0), root)
     flipped = extract_one(FeatureJob(video, 24.0, dct, 2.0, "hflip"), root)
     assert plain != flipped
-    a, b = load_features(plain).frames, load_features(flipped).frames
-    assert not np.allclose(a, b)
-    twice = load_backbone(dct).embed(apply_variant(apply_variant(frames(1, 48, 64), "hflip"), "hflip"))
-    np.testing.assert_allclose(twice, load_backbone(dct).embed(frames(1, 48, 64)))
+    expected = l2_normalize(load_backbone(dct).embed(sample_frames(video, 2.0).frames[:, :, ::-1].copy()))
+    np.testing.assert_allclose(load_features(flipped).frames, expected, atol=1e-6)
+    assert not np.allclose(load_features(plain).frames, expected)
+
+
+def test_the_plain_feature_key_is_the_key_before_variants_existed(tmp_path):
+    video = write_video(tmp_path / "v.mp4", index_frames(10, 32, 32), fps=10)
+    job = FeatureJob(video, 24.0, BackboneSpec(name="dct"), 2.0)
+    key = spec_key(source=content_digest(video), weights=load_backbone(job.backbone).weights_id, fps=2.0,
+                   folder_fps=None, version=FEATURE_VERSION)  # what every existing cache entry was written under
+    assert feature_path(job, str(tmp_path)) == ArtifactCache(tmp_path).path("features", key, ".npz")
 
 
 def test_pdq_inner_product_is_one_minus_twice_the_normalised_hamming_distance():
@@ -70,10 +85,12 @@ def test_chamfer_matches_its_definition_and_tolerates_reordered_frames():
     rng = np.random.default_rng(1)
     q, r1, r2 = (l2_normalize(rng.normal(size=(n, 8))) for n in (3, 5, 4))
     expected = np.mean([max(qi @ rj for rj in r1) for qi in q])
-    assert chamfer(q, r1) == pytest.approx(expected, rel=1e-5)
     m = chamfer_matrix([q, r1[::-1]], [r1, r2])
     assert m[0, 0] == pytest.approx(expected, rel=1e-5)
     assert m[1, 0] == pytest.approx(1.0, rel=1e-5)  # the same frames in another order
+    assert m[0, 1] == pytest.approx(np.mean([max(qi @ rj for rj in r2) for qi in q]), rel=1e-5)
+    with pytest.raises(ValueError, match="at least one frame"):
+        chamfer_matrix([q], [r1[:0]])
 
 
 def test_rerank_scores_only_the_top_k_and_max_over_variants():

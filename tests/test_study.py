@@ -24,7 +24,7 @@ def write_params(tmp_path, **overrides):
         "evaluation": {"configurations": ["fusion", "visual_padded", "action_padded", "visual"]},
         "figures": {"rotation_angles": [0, 45]},
         "detection": {"bootstrap": 20},
-        "mitigation": {"flips": ["vflip"], "rotations": ["rot-45"]},
+        "mitigation": {"flips": ["vflip"], "rotations": ["rot45"]},
         **overrides,
     }
     path = tmp_path / "p.yaml"

@@ -3,7 +3,8 @@
 Each frame's 256-bit PDQ hash becomes a ±1/16 vector (unit norm), so the inner product of
 two frames is ``1 - 2 * hamming / 256``: cosine similarity and Hamming distance rank pairs
 identically, and the frame-level Chamfer similarity of the study applies unchanged. PDQ is
-the classical baseline of copy detection (ThreatExchange; TMK+PDQF for video).
+the classical baseline of copy detection (ThreatExchange; TMK+PDQF for video). PDQ's quality
+score is not used: flat or black frames (quality < 50) hash unstably and may match each other.
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""Benchmark: per-video throughput of the study's stages on real videos, with peak memory.
+
+Each stage runs on the same sample of corpus videos (default: 20 DAVIS videos of
+``shared/data/manifest.csv``) in a fresh child process, one after another, so its peak
+resident memory (``ru_maxrss`` of that process) is its own:
+
+- ``decode``: frames/s of sampling at 2 fps (seeking past gaps, converting only the chosen
+  frames) against decoding and converting every frame;
+- ``embed_<backbone>``: frames/s of the extraction pipeline (decode + preprocess + model)
+  against the bare model's forward pass on already preprocessed batches of the same size,
+  for MobileNetV2 (ONNX, the real weights) and CLIP ViT-B/32 (randomly initialised: the same
+  compute as the real model); ``ratio`` = pipeline / bare;
+- ``tracking``: seconds per video of the flow tracker and the motion features.
+
+Threads: one per process (``backbone.threads`` default), as each Dask worker runs.
+
+    python bench/throughput.py [--manifest M] [--collection davis] [--videos 20] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from storyhash_core.backbones import BackboneSpec, load_backbone
+from storyhash_core.corpus import Video, load_manifest
+from storyhash_core.params import resolve_path
+from storyhash_core.video import sample_frames
+
+MOBILENET = "${STORYHASH_SHARED}/models/mobilenetv2-imagenet-embed.onnx"
+
+
+def decode(videos: list[Video]) -> dict:
+    """Frames/s sampling at 2 fps vs decoding every frame."""
+    out = {}
+    for name, fps in (("sampled_2fps", 2.0), ("every_frame", None)):
+        t0, frames = time.perf_counter(), 0
+        for v in videos:
+            frames += len(sample_frames(v.path, fps, v.fps))
+        seconds = time.perf_counter() - t0
+        out[name] = {"frames": frames, "seconds": round(seconds, 3), "frames_per_s": round(frames / seconds, 2),
+                     "videos_per_s": round(len(videos) / seconds, 3)}
+    out["speedup_videos_per_s"] = round(out["sampled_2fps"]["videos_per_s"] / out["every_frame"]["videos_per_s"], 2)
+    return out
+
+
+def clip_random_weights(folder: Path) -> str:
+    """A randomly initialised CLIP ViT-B/32 image tower (the real model's shapes) saved to ``folder``."""
+    import torch
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                              num_attention_heads=12, image_size=224, patch_size=32, projection_dim=512)
+    CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(folder)
+    return str(folder)
+
+
+def embed(videos: list[Video], spec: BackboneSpec) -> dict:
+    """Frames/s of decode + preprocess + model vs the bare model on preprocessed batches."""
+    model = load_backbone(spec)
+    model.embed(sample_frames(videos[0].path, 2.0, videos[0].fps).frames)  # warm-up, not timed
+    t0, frames, batches = time.perf_counter(), 0, []
+    for v in videos:
+        sampled = sample_frames(v.path, 2.0, v.fps).frames
+        model.embed(sampled)
+        frames += len(sampled)
+        batches.append(sampled)
+    pipeline_s = time.perf_counter() - t0
+    preprocessed = [model_preprocess(model, chunk) for chunk in _chunks(batches, spec.batch_size)]
+    t0 = time.perf_counter()
+    for batch in preprocessed:
+        model.forward(batch)
+    bare_s = time.perf_counter() - t0
+    pipeline, bare = frames / pipeline_s, frames / bare_s
+    return {"frames": frames, "batch_size": spec.batch_size, "pipeline_frames_per_s": round(pipeline, 2),
+            "bare_model_frames_per_s": round(bare, 2), "ratio": round(pipeline / bare, 3)}
+
+
+def _chunks(batches: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Each video's frames in batches of ``size``, as the pipeline sees them."""
+    return [b[i:i + size] for b in batches for i in range(0, len(b), size)]
+
+
+def model_preprocess(model, frames: np.ndarray):
+    """The backbone's own preprocessing (CLIP's processor; MobileNetV2's resize, crop, normalise)."""
+    if hasattr(model, "preprocess"):
+        return model.preprocess(frames)
+    from storyhash_core.backbones.mobilenet import preprocess
+
+    return preprocess(frames)
+
+
+def tracking(videos: list[Video]) -> dict:
+    """Seconds per video of the flow tracker (6 fps, decode included) and of the 23 motion features."""
+    from storyhash_core.motion import motion_blocks
+    from storyhash_core.tracking import TrackerSpec, TrackJob, load_tracks, track_one
+
+    track_s, feature_s = [], []
+    with tempfile.TemporaryDirectory() as cache:
+        for v in videos:
+            tracks, seconds = load_tracks(track_one(TrackJob(v.path, v.fps, TrackerSpec()), cache))
+            track_s.append(seconds)
+            t0 = time.perf_counter()
+            motion_blocks([tracks])
+            feature_s.append(time.perf_counter() - t0)
+    return {"videos": len(videos), "tracking_s_per_video_median": round(float(np.median(track_s)), 3),
+            "features_s_per_video_median": round(float(np.median(feature_s)), 4)}
+
+
+def _child(stage: str, videos: list[Video], args: dict, queue: mp.Queue) -> None:
+    result = STAGES[stage](videos, **args)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    queue.put(result)
+
+
+def run_isolated(stage: str, videos: list[Video], **args) -> dict:
+    """Run one stage in a fresh process and return its figures with its peak memory."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(stage, videos, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+STAGES = {"decode": decode, "embed": embed, "tracking": tracking}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", default="${STORYHASH_SHARED}/data/manifest.csv")
+    p.add_argument("--collection", default="davis")
+    p.add_argument("--videos", type=int, default=20, help="videos sampled from the collection (default 20)")
+    p.add_argument("--out", default="bench/results/throughput.json")
+    args = p.parse_args()
+
+    videos = [v for v in load_manifest(resolve_path(args.manifest)) if v.collection == args.collection]
+    videos = videos[:: max(1, len(videos) // args.videos)][: args.videos]
+    record: dict = {"benchmark": "throughput", "videos": len(videos), "collection": args.collection}
+    print(f"{len(videos)} videos; stages run one at a time, each in a fresh process", flush=True)
+    record["decode"] = run_isolated("decode", videos)
+    print("decode", record["decode"], flush=True)
+    mobilenet = BackboneSpec(name="mobilenetv2-onnx", weights=str(resolve_path(MOBILENET)))
+    record["embed_mobilenetv2_onnx"] = run_isolated("embed", videos, spec=mobilenet)
+    print("mobilenet", record["embed_mobilenetv2_onnx"], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = BackboneSpec(name="clip", weights=clip_random_weights(Path(tmp)))
+        record["embed_clip_vit_b32_random"] = run_isolated("embed", videos, spec=clip)
+    print("clip", record["embed_clip_vit_b32_random"], flush=True)
+    record["tracking"] = run_isolated("tracking", videos)
+    print("tracking", record["tracking"], flush=True)
+    record["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                         "processor": platform.processor() or platform.machine()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
