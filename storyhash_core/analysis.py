@@ -212,9 +212,10 @@ def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
 
     out = []
     for configuration, part in rows[rows["transform"].isin(["flip_h", "flip_v"])].groupby("configuration", sort=False):
-        wide = part.pivot(index="reference_id", columns="transform", values=["rank", "sim_true"]).dropna()
-        if not {"flip_h", "flip_v"} <= set(wide["rank"].columns) or not len(wide):
+        wide = part.pivot(index="reference_id", columns="transform", values=["rank", "sim_true"])
+        if not {"flip_h", "flip_v"} <= set(wide["rank"].columns):
             continue
+        wide = wide[wide["sim_true"].notna().all(axis=1)]  # both copies queried; rank NaN = not retrieved, a miss
         hits = wide["rank"] <= 1
         test = mcnemar(hits["flip_h"].to_numpy(), hits["flip_v"].to_numpy())
         diff = wide["sim_true"]["flip_h"] - wide["sim_true"]["flip_v"]

@@ -62,7 +62,7 @@ def test_failures_list_every_miss_in_transform_order():
 def test_flip_tests_pair_the_two_flips_of_each_source():
     rows = pd.DataFrame({"configuration": "visual", "reference_id": [f"v{i}" for i in range(8)] * 2,
                          "transform": ["flip_h"] * 8 + ["flip_v"] * 8,
-                         "rank": [1.0] * 8 + [2.0] * 7 + [1.0],
+                         "rank": [1.0] * 8 + [np.nan] + [2.0] * 6 + [1.0],  # NaN: not retrieved, a miss
                          "sim_true": [0.9] * 8 + [0.7] * 8})
     tests = analysis.flip_tests(rows)
     r = tests.iloc[0]
