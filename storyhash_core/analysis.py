@@ -234,3 +234,23 @@ def discuss_flip_tests(tests: pd.DataFrame) -> str:
         f"- **{r.configuration}** ({r.sources} sources): R@1 only flip_h right {r.only_flip_h_found}, only flip_v "
         f"{r.only_flip_v_found} (McNemar p = {r.mcnemar_p:.2g}); similarity flip_h − flip_v median "
         f"{r.sim_diff_median:+.3f} (Wilcoxon p = {r.wilcoxon_p:.2g})" for r in tests.itertuples())
+
+
+def paired_tests(rows: pd.DataFrame, a: str, b: str, by: str) -> pd.DataFrame:
+    """Configuration ``a`` vs ``b`` on the same queries, per value of ``by`` (e.g. the angle):
+    R@1 of both and McNemar's exact test (a query not retrieved is a miss), Bonferroni-corrected
+    over the values of ``by``."""
+    from .significance import mcnemar
+
+    out = []
+    for value, part in rows[rows["configuration"].isin([a, b])].groupby(by, sort=True):
+        hits = part.assign(hit=part["rank"] <= 1).pivot(index="query_id", columns="configuration", values="hit")
+        if not {a, b} <= set(hits.columns):
+            continue
+        test = mcnemar(hits[a].to_numpy(bool), hits[b].to_numpy(bool))
+        out.append({by: value, "queries": len(hits), f"r1_{a}": 100 * hits[a].mean(), f"r1_{b}": 100 * hits[b].mean(),
+                    f"only_{a}": test["only_a"], f"only_{b}": test["only_b"], "mcnemar_p": test["p_value"]})
+    out = pd.DataFrame(out)
+    if len(out):  # Bonferroni over the groups tested
+        out["mcnemar_p_bonferroni"] = (out["mcnemar_p"] * len(out)).clip(upper=1.0)
+    return out

@@ -408,7 +408,8 @@ def robustness_stage(run: Run) -> pd.DataFrame:
 # ---- 7. rotation sweep ---------------------------------------------------------------------
 
 def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
-    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep.csv``."""
+    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep.csv``
+    (and the per-query rows, ``tables/rotation_sweep_per_query.csv``)."""
     p = run.params
     blocks = load_blocks(run)
     backbone = BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
@@ -426,6 +427,7 @@ def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
              .agg(queries=("rank", "size"), recall_at_1=("rank", lambda r: 100.0 * (r <= 1).mean()),
                   sim_mean=("sim_true", "mean"), margin_mean=("margin", "mean")).reset_index())
     write_table(table, run.path("tables", "rotation_sweep"), ("csv", "md"))
+    write_table(rows, run.path("tables", "rotation_sweep_per_query"))
     failed = int((meta["error"] != "").sum()) + len(queries) - len(meta)
     run.record("rotation_sweep", {"angles": p.figures.rotation_angles, "queries": len(rows), "failed": failed})
     return table

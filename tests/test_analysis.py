@@ -70,3 +70,13 @@ def test_flip_tests_pair_the_two_flips_of_each_source():
     assert r["mcnemar_p"] == pytest.approx(2 * 0.5**7)
     assert r["sim_diff_median"] == pytest.approx(0.2) and r["wilcoxon_p"] < 0.05
     assert "only flip_h right 7, only flip_v 0" in analysis.discuss_flip_tests(tests)
+
+
+def test_paired_tests_per_angle():
+    rows = pd.DataFrame({"configuration": ["fusion"] * 6 + ["visual_padded"] * 6,
+                         "query_id": [f"q{i}" for i in range(6)] * 2, "angle": [0, 0, 0, 90, 90, 90] * 2,
+                         "rank": [1, 1, 1, np.nan, 2, 1] + [1, 1, 1, 1, 1, 1]})
+    tests = analysis.paired_tests(rows, "fusion", "visual_padded", "angle")
+    assert tests["angle"].tolist() == [0, 90]
+    assert tests[["only_fusion", "only_visual_padded"]].values.tolist() == [[0, 0], [0, 2]]
+    assert tests["r1_fusion"].tolist() == pytest.approx([100, 100 / 3]) and tests["mcnemar_p"].iloc[1] == 0.5

@@ -32,7 +32,8 @@ def test_the_sequence_renders_every_artifact(tmp_path):
     tables = {p.name for p in (run_dir / "tables").iterdir()}
     for stem in ("table1", "ablation"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
-    assert {"failures.csv", "rotation_sweep.csv", "robustness_per_query.csv", "detection_overall.csv",
+    assert {"failures.csv", "rotation_sweep.csv", "rotation_sweep_per_query.csv", "robustness_per_query.csv",
+            "detection_overall.csv",
             "detection_significance.csv", "baselines_overall.csv", "flip_mitigation.csv",
             "rotation_mitigation.csv"} <= tables
     for fig in ("ablation", "flips", "rotation_sweep", "table1_recall", "score_distributions", "rotation_mitigation"):
