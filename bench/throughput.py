@@ -77,7 +77,7 @@ def embed(videos: list[Video], spec: BackboneSpec) -> dict:
         frames += len(sampled)
         batches.append(sampled)
     pipeline_s = time.perf_counter() - t0
-    preprocessed = [model_preprocess(model, chunk) for chunk in _chunks(batches, spec.batch_size)]
+    preprocessed = [model.preprocess(chunk) for chunk in _chunks(batches, spec.batch_size)]
     t0 = time.perf_counter()
     for batch in preprocessed:
         model.forward(batch)
@@ -90,15 +90,6 @@ def embed(videos: list[Video], spec: BackboneSpec) -> dict:
 def _chunks(batches: list[np.ndarray], size: int) -> list[np.ndarray]:
     """Each video's frames in batches of ``size``, as the pipeline sees them."""
     return [b[i:i + size] for b in batches for i in range(0, len(b), size)]
-
-
-def model_preprocess(model, frames: np.ndarray):
-    """The backbone's own preprocessing (CLIP's processor; MobileNetV2's resize, crop, normalise)."""
-    if hasattr(model, "preprocess"):
-        return model.preprocess(frames)
-    from storyhash_core.backbones.mobilenet import preprocess
-
-    return preprocess(frames)
 
 
 def tracking(videos: list[Video]) -> dict:

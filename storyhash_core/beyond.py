@@ -22,9 +22,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,14 +33,14 @@ from .augment import apply_variant
 from .backbones import BackboneSpec, load_backbone
 from .comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from .detection import split_distractors, truth_matrix
+from .errors import StoryHashError
 from .features import extract_feature_sets, load_features, pool
 from .figures import rotation_mitigation_figure, save_figure, score_distributions
 from .fusion import fuse
-from .queries import generate_queries
 from .report import write_table
 from .similarity import chamfer_matrix, max_over_variants, rerank
-from .errors import StoryHashError
-from .study import Blocks, Run, load_blocks, load_corpus, query_sources, run_record
+from .study import (Blocks, Run, extracted_backbone, load_blocks, load_corpus, query_meta_table, run_record,
+                    sweep_queries)
 from .transforms import rotation_sweep
 from .video import sample_frames
 
@@ -60,7 +60,7 @@ def detection_setup(run: Run, ref_ids: list[str], meta: pd.DataFrame) -> Detecti
     d = run.params.detection
     sources = sorted(set(meta["reference_id"]) & set(ref_ids))
     held = split_distractors(sources, d.distractor_fraction, d.seed)
-    gallery = [r for r in ref_ids if r not in set(held)]
+    gallery = [r for r in ref_ids if r not in held]
     return DetectionSetup(gallery, held, meta.reset_index(drop=True), truth_matrix(list(meta["reference_id"]), gallery))
 
 
@@ -82,9 +82,10 @@ def configuration_matrices(run: Run, blocks: Blocks, gallery: list[str]) -> dict
 
 
 def report_methods(run: Run, setup: DetectionSetup, matrices: dict[str, np.ndarray], name: str,
-                   pairs: list[tuple[str, str]]) -> dict:
+                   pairs: list[tuple[str, str]]) -> tuple[dict, pd.DataFrame]:
     """Evaluate ``matrices`` and write ``tables/<name>_per_query``, ``<name>`` (per transform),
-    ``<name>_overall`` (with intervals) and ``<name>_significance``; return the record."""
+    ``<name>_overall`` (with intervals) and ``<name>_significance``; return the record and the
+    per-transform summary."""
     d = run.params.detection
     order = run_record(run)["stages"]["extract"]["transforms"]
     order = [t for t in order if t in set(setup.meta["transform"])] or list(dict.fromkeys(setup.meta["transform"]))
@@ -97,9 +98,10 @@ def report_methods(run: Run, setup: DetectionSetup, matrices: dict[str, np.ndarr
     write_table(summary, run.path("tables", name), ("csv", "md", "tex"))
     write_table(overall, run.path("tables", f"{name}_overall"), ("csv", "md", "tex"))
     write_table(tests, run.path("tables", f"{name}_significance"), ("csv", "md"))
-    return {"gallery": len(setup.gallery), "held_out": setup.held_out, "queries": len(setup.meta),
-            "distractor_queries": int((~setup.truth.any(axis=1)).sum()), "bootstrap": d.bootstrap,
-            "overall": overall.to_dict("records"), "significance": tests.to_dict("records")}
+    record = {"gallery": len(setup.gallery), "held_out": setup.held_out, "queries": len(setup.meta),
+              "distractor_queries": int((~setup.truth.any(axis=1)).sum()), "bootstrap": d.bootstrap,
+              "overall": overall.to_dict("records"), "significance": tests.to_dict("records")}
+    return record, summary
 
 
 # ---- notebooks 04/05: the configurations ---------------------------------------------------
@@ -109,7 +111,7 @@ def detection_stage(run: Run) -> dict:
     blocks = load_blocks(run)
     setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
     matrices = configuration_matrices(run, blocks, setup.gallery)
-    entry = report_methods(run, setup, matrices, "detection", list(combinations(matrices, 2)))
+    entry, _ = report_methods(run, setup, matrices, "detection", list(combinations(matrices, 2)))
     save_figure(score_distributions(matrices, setup.truth), run.path("figures", "score_distributions"))
     run.record("detection", entry)
     return entry
@@ -168,7 +170,7 @@ def baselines_stage(run: Run, client) -> dict:
             matrices[f"visual_{method}"] = pooled[method][0] @ pooled[method][1].T
     chamfer = chamfer_matrix(query_frames, ref_frames)
     matrices[f"visual_chamfer_top{p.baselines.chamfer_k}"] = rerank(visual, chamfer, p.baselines.chamfer_k)
-    backbone = BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
+    backbone = extracted_backbone(run)
     hashed = [(BackboneSpec(name=p.baselines.frame_hash), "")] if p.baselines.frame_hash else []
     flips = [(backbone, v) for v in p.mitigation.flips]
     by_query = _extract(run, client, query_items, hashed + flips, "query")
@@ -183,8 +185,9 @@ def baselines_stage(run: Run, client) -> dict:
             [visual, *(q_pooled @ _pooled(_frames(by_ref[f]), p.pooling).T for f in flips)])
 
     baseline = "visual_padded"
-    entry = report_methods(run, setup, matrices, "baselines", [(m, baseline) for m in matrices if m != baseline])
-    flip_table = flip_mitigation(pd.read_csv(run.path("tables", "baselines.csv")), baseline)
+    entry, summary = report_methods(run, setup, matrices, "baselines",
+                                    [(m, baseline) for m in matrices if m != baseline])
+    flip_table = flip_mitigation(summary, baseline)
     write_table(flip_table, run.path("tables", "flip_mitigation"), ("csv", "md"))
     costs = stage_costs([query_items[q][0] for q in blocks.query_ids[:: max(1, len(blocks.query_ids) // 20)]],
                         backbone, hashed[0][0] if hashed else None, p.mitigation.flips, p.sampling.fps)
@@ -207,11 +210,12 @@ def stage_costs(paths: list[Path], backbone: BackboneSpec, frame_hash: BackboneS
         return out
 
     model = load_backbone(backbone)
+    hasher = load_backbone(frame_hash) if frame_hash is not None else None
     for path in paths:
         frames = timed("decode_s", lambda: sample_frames(path, fps, 24.0).frames)
         timed("embed_s", lambda: model.embed(frames))
-        if frame_hash is not None:
-            timed(f"{frame_hash.name}_s", lambda: load_backbone(frame_hash).embed(frames))
+        if hasher is not None:
+            timed(f"{hasher.name}_s", lambda: hasher.embed(frames))
         if variants:
             timed("variants_embed_s", lambda: [model.embed(apply_variant(frames, v)) for v in variants])
     return {"videos_timed": len(paths)} | {k: float(np.median(v)) for k, v in timings.items()}
@@ -237,14 +241,10 @@ def rotation_mitigation_stage(run: Run, client) -> pd.DataFrame:
     """The rotation sweep for the visual block with and without rotated query variants."""
     p = run.params
     blocks = load_blocks(run)
-    backbone = BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
-    videos = [v for v in query_sources(p, load_corpus(p, run.cache)) if v.video_id in set(blocks.ref_ids)]
-    queries = [q for q in generate_queries(client, videos, rotation_sweep(p.figures.rotation_angles), run.cache)
-               if q.path]
+    backbone = extracted_backbone(run)
+    queries = [q for q in sweep_queries(run, client, blocks.ref_ids) if q.path]
     items = {q.query_id: (q.path, 24.0) for q in queries}
-    meta = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
-                          "family": q.family} for q in queries])
-    setup = detection_setup(run, blocks.ref_ids, meta)
+    setup = detection_setup(run, blocks.ref_ids, query_meta_table(queries).drop(columns="error"))
     refs = fuse(blocks.refs, "visual")[[blocks.ref_ids.index(r) for r in setup.gallery]]
     outputs = [(backbone, v) for v in ["", *p.mitigation.rotations]]
     found = _extract(run, client, items, outputs, "sweep")

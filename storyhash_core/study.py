@@ -43,12 +43,12 @@ from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
 from .params import StudyParams, load_params, resolve_path
 from .parallel import Failure, dask_client
-from .queries import generate_queries
+from .queries import Query, generate_queries
 from .report import beside_paper, paper_table1, track_strip, write_table
 from .synthetic import GROUND_TRUTH, synthetic_corpus
 from .tracking import load_tracks, track_videos
 from .tracking.evaluate import score_tracks
-from .transforms import Transform, resolve, rotation_sweep
+from .transforms import resolve, rotation_sweep
 from .video import sample_frames
 
 
@@ -407,18 +407,33 @@ def robustness_stage(run: Run) -> pd.DataFrame:
 
 # ---- 7. rotation sweep ---------------------------------------------------------------------
 
+def extracted_backbone(run: Run) -> BackboneSpec:
+    """The concrete backbone notebook 01 extracted with (``auto`` resolved)."""
+    return BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
+
+
+def sweep_queries(run: Run, client, ref_ids: list[str]) -> list[Query]:
+    """Every rotation-sweep angle of every query source among ``ref_ids`` (cached)."""
+    p = run.params
+    videos = [v for v in query_sources(p, load_corpus(p, run.cache)) if v.video_id in set(ref_ids)]
+    return generate_queries(client, videos, rotation_sweep(p.figures.rotation_angles), run.cache)
+
+
+def query_meta_table(queries: list[Query]) -> pd.DataFrame:
+    """query_id, reference_id, transform, family and error of each query."""
+    return pd.DataFrame([asdict(q) for q in queries],
+                        columns=["query_id", "reference_id", "transform", "family", "error"])
+
+
 def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
     """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep.csv``
     (and the per-query rows, ``tables/rotation_sweep_per_query.csv``)."""
     p = run.params
     blocks = load_blocks(run)
-    backbone = BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
-    videos = [v for v in query_sources(p, load_corpus(p, run.cache)) if v.video_id in set(blocks.ref_ids)]
-    transforms: list[Transform] = rotation_sweep(p.figures.rotation_angles)
-    queries = generate_queries(client, videos, transforms, run.cache)
-    meta = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
-                          "family": q.family, "error": q.error} for q in queries])
-    files = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "sweep")
+    queries = sweep_queries(run, client, blocks.ref_ids)
+    meta = query_meta_table(queries)
+    files = extract_items(run, client, extracted_backbone(run), {q.query_id: (q.path, 24.0) for q in queries if q.path},
+                          "sweep")
     files = files[files["error"] == ""]
     probe_blocks, _ = blocks_for(files, p, blocks.scaler)
     rows, _ = search_configurations(run, list(files["id"]), probe_blocks, meta, blocks.ref_ids, blocks.refs)

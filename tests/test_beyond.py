@@ -3,8 +3,6 @@ baselines side by side, and flip / rotation mitigation."""
 
 import json
 
-import numpy as np
-
 from storyhash_core import beyond, study
 
 from .test_study import run_stages, write_params

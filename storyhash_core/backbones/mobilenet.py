@@ -46,5 +46,8 @@ class MobileNetV2Onnx:
         """The bare model on a preprocessed batch."""
         return self.session.run(["embedding"], {"input": batch})[0]
 
+    def preprocess(self, frames: np.ndarray) -> np.ndarray:
+        return preprocess(frames)
+
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        return batched(lambda f: self.forward(preprocess(f)), frames, self.batch_size)
+        return batched(lambda f: self.forward(self.preprocess(f)), frames, self.batch_size)
