@@ -22,8 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 STAGES = {  # function name in the stacks -> what it is
-    "extract_one": "extraction of one video (everything below)",
-    "content_digest": "hashing the source for the cache key",
+    "process_video": "extraction of one video (everything below)",
+    "content_digest": "hashing the source for the cache key (once per file: ArtifactCache.digest)",
     "sample_frames": "decoding the frames at 2 fps",
     "preprocess": "resize, centre crop, normalise",
     "forward": "the ONNX model",
@@ -34,8 +34,8 @@ STAGES = {  # function name in the stacks -> what it is
 def run(videos: int, repeat: int) -> None:
     from storyhash_core.backbones import BackboneSpec
     from storyhash_core.corpus import load_manifest
-    from storyhash_core.features import FeatureJob, extract_one
     from storyhash_core.params import resolve_path
+    from storyhash_core.pipeline import VideoJob, process_video
 
     chosen = [v for v in load_manifest(resolve_path("${STORYHASH_SHARED}/data/manifest.csv"))
               if v.collection == "davis"][:videos]
@@ -44,7 +44,7 @@ def run(videos: int, repeat: int) -> None:
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as cache:
             for v in chosen:
-                extract_one(FeatureJob(v.path, v.fps, spec, 2.0), cache)
+                process_video(VideoJob(v.path, v.fps, 2.0, ((spec, ""),)), cache)
 
 
 def summarize(folded: Path) -> dict:
@@ -60,7 +60,7 @@ def summarize(folded: Path) -> dict:
         for name in set(names):
             inclusive[name] += n
         leaves[names[-1]] += n
-    extraction = inclusive["extract_one"] or 1
+    extraction = inclusive["process_video"] or 1
     return {"samples": total,
             "share_of_extraction": {name: round(inclusive[name] / extraction, 3) for name in STAGES},
             "top_leaves_share_of_all": {k: round(n / total, 3) for k, n in leaves.most_common(8)}}

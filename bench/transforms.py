@@ -21,7 +21,7 @@ from storyhash_core.corpus import load_manifest
 from storyhash_core.parallel import ClusterConfig, dask_client
 from storyhash_core.params import resolve_path
 from storyhash_core.queries import generate_queries
-from storyhash_core.transforms import PRESET, resolve
+from storyhash_core.transforms import BASE_PRESET, COMPRESS_PRESET, resolve
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         "failed": len(failed),
         "seconds": round(elapsed, 2),
         "videos_per_s": round(len(queries) / elapsed, 3),
-        "x264_preset": PRESET,
+        "x264_preset": {"near_lossless": BASE_PRESET, "compress": COMPRESS_PRESET},
         "workers": args.workers or os.cpu_count(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine()},

@@ -19,30 +19,26 @@ every gallery item), so the measures do not depend on the approximate index.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .augment import apply_variant
-from .backbones import BackboneSpec, load_backbone
+from .backbones import BackboneSpec
 from .comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from .detection import split_distractors, truth_matrix
 from .errors import StoryHashError
-from .features import extract_feature_sets, load_features, pool
+from .features import load_features, pool
 from .figures import rotation_mitigation_figure, save_figure, score_distributions
 from .fusion import fuse
+from .pipeline import Output, process_videos
 from .report import write_table
 from .similarity import chamfer_matrix, max_over_variants, rerank
 from .study import (Blocks, Run, extracted_backbone, load_blocks, load_corpus, query_meta_table, run_record,
                     sweep_queries)
 from .transforms import rotation_sweep
-from .video import sample_frames
 
 
 @dataclass
@@ -124,19 +120,16 @@ def _frames(paths: list[str]) -> list[np.ndarray]:
     return [load_features(Path(f)).frames for f in paths]
 
 
-Output = tuple[BackboneSpec, str]  # a backbone and a frame variant ("" = as decoded)
-
-
 def _extract(run: Run, client, items: dict[str, tuple[Path, float]], outputs: list[Output],
              what: str) -> dict[Output, list[str]]:
     """Feature files of every item for each output (one decode per video); raises if any
     failed (the cache keeps what succeeded)."""
-    done, failed = extract_feature_sets(client, items, outputs, run.params.sampling.fps, run.cache,
-                                        f"{what} features: " + ", ".join(v or b.name for b, v in outputs))
+    done, failed = process_videos(client, items, run.params.sampling.fps, outputs, None, run.cache,
+                                  f"{what} features: " + ", ".join(v or b.name for b, v in outputs))
     if failed:
         raise StoryHashError(f"{len(failed)} {what} feature extraction(s) failed, first {failed[0].key}: "
                              f"{failed[0].error} (the cache keeps the rest; fix the input and rerun)")
-    return {output: [str(done[k][i]) for k in items] for i, output in enumerate(outputs)}
+    return {output: [str(done[k].features[i]) for k in items] for i, output in enumerate(outputs)}
 
 
 def _items(run: Run, blocks: Blocks) -> tuple[dict, dict]:
@@ -189,36 +182,27 @@ def baselines_stage(run: Run, client) -> dict:
                                     [(m, baseline) for m in matrices if m != baseline])
     flip_table = flip_mitigation(summary, baseline)
     write_table(flip_table, run.path("tables", "flip_mitigation"), ("csv", "md"))
-    costs = stage_costs([query_items[q][0] for q in blocks.query_ids[:: max(1, len(blocks.query_ids) // 20)]],
-                        backbone, hashed[0][0] if hashed else None, p.mitigation.flips, p.sampling.fps)
+    costs = stage_costs([files[q] for q in blocks.query_ids], {o: by_query[o] for o in hashed + flips})
     entry |= {"methods": list(matrices), "costs": costs | {"gallery_factor_flip_aug_reference": 1 + len(flips)}}
     run.record("baselines", entry)
     return entry
 
 
-def stage_costs(paths: list[Path], backbone: BackboneSpec, frame_hash: BackboneSpec | None, variants: list[str],
-                fps: float) -> dict[str, float]:
-    """Median seconds per video, timed one after another in this process on a sample of queries:
-    decoding, the backbone on the frames, the frame hash, and the backbone on every variant
-    (the extra work of query-side augmentation: one decode, several embeddings)."""
-    timings: dict[str, list[float]] = {}
+def stage_costs(plain: list[str], extra: dict[Output, list[str]]) -> dict[str, float]:
+    """Median seconds per query, as recorded when its features were computed: decoding and
+    the backbone on the frames (``plain`` feature files), and each ``extra`` output's
+    embedding (a frame hash; the flip variants summed: the extra work of query-side
+    augmentation, which decodes once and embeds several times)."""
+    def median(files: list[str], step: str) -> float:
+        return float(np.median([getattr(load_features(Path(f)), step) for f in files]))
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        out = fn()
-        timings.setdefault(name, []).append(time.perf_counter() - t0)
-        return out
-
-    model = load_backbone(backbone)
-    hasher = load_backbone(frame_hash) if frame_hash is not None else None
-    for path in paths:
-        frames = timed("decode_s", lambda: sample_frames(path, fps, 24.0).frames)
-        timed("embed_s", lambda: model.embed(frames))
-        if hasher is not None:
-            timed(f"{hasher.name}_s", lambda: hasher.embed(frames))
-        if variants:
-            timed("variants_embed_s", lambda: [model.embed(apply_variant(frames, v)) for v in variants])
-    return {"videos_timed": len(paths)} | {k: float(np.median(v)) for k, v in timings.items()}
+    costs = {"videos": len(plain), "decode_s": median(plain, "decode_s"), "embed_s": median(plain, "embed_s")}
+    variants = [files for (_, v), files in extra.items() if v]
+    costs |= {f"{b.name}_s": median(files, "embed_s") for (b, v), files in extra.items() if not v}
+    if variants:
+        per_query = np.sum([[load_features(Path(f)).embed_s for f in files] for files in variants], axis=0)
+        costs["variants_embed_s"] = float(np.median(per_query))
+    return costs
 
 
 def flip_mitigation(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:

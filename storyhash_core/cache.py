@@ -5,6 +5,11 @@ SHA-256 over everything that determines the artifact's content (the source's byt
 the producing spec, a stage version). An entry exists only once it is complete: writers
 produce a temporary file beside the final path and ``os.replace`` it into place, so a
 killed run never leaves a partial entry and concurrent writers of the same key are safe.
+
+Hashing a source on every run would cost more than a warm run's other work, so
+:meth:`ArtifactCache.digest` remembers each source's digest under ``digests/``, keyed by
+the path and the size, modification time and inode of every file it hashed (like git's
+index): editing or replacing a file changes its key, and the file is hashed again.
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ def atomic_path(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _stat_signature(path: Path) -> list:
+    """What changes whenever a file's (or a frame folder's files') content does."""
+    files = [path] if not path.is_dir() else sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    return [str(path.resolve())] + [(f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()]]
+
+
 class ArtifactCache:
     """Maps (kind, key, suffix) to a path under one root directory."""
 
@@ -71,6 +82,16 @@ class ArtifactCache:
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
+
+    def digest(self, source: str | Path) -> str:
+        """:func:`content_digest` of ``source``, hashed once while its files are unchanged."""
+        memo = self.path("digests", spec_key(stat=_stat_signature(Path(source))), ".txt")
+        if memo.is_file():
+            return memo.read_text()
+        digest = content_digest(source)
+        with atomic_path(memo) as tmp:
+            tmp.write_text(digest)
+        return digest
 
 
 @contextmanager

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .detection import Pairs, detection_summary, matrix_rows, micro_ap
-from .significance import bootstrap, mcnemar, percentile_ci
+from .detection import Pairs, detection_summary, matrix_rows, micro_ap_resampled
+from .significance import bootstrap, mcnemar, percentile_ci, weighted_mean
 
 
 def evaluate(matrices: dict[str, np.ndarray], truth: np.ndarray, meta: pd.DataFrame) -> pd.DataFrame:
@@ -54,11 +54,8 @@ def summarize(rows: pd.DataFrame, matrices: dict[str, np.ndarray], truth: np.nda
 
 
 def _statistics(name: str, hits: np.ndarray, matched: np.ndarray, sims: np.ndarray, truth: np.ndarray) -> dict:
-    def recall(idx: np.ndarray) -> float:
-        keep = idx[matched[idx]]
-        return 100.0 * hits[keep].mean() if len(keep) else np.nan
-
-    return {f"{name}|r1": recall, f"{name}|uap": lambda idx: micro_ap(Pairs.from_matrix(sims[idx], truth[idx]))}
+    return {f"{name}|r1": lambda counts: 100.0 * weighted_mean(hits[matched], counts[:, matched]),
+            f"{name}|uap": lambda counts: micro_ap_resampled(sims, truth, counts)}
 
 
 def bootstrap_methods(rows: pd.DataFrame, matrices: dict[str, np.ndarray], truth: np.ndarray,

@@ -63,6 +63,33 @@ def micro_ap(pairs: Pairs) -> float:
     return float(np.sum(np.diff(tp / pairs.n_positives, prepend=0.0) * precision))
 
 
+def micro_ap_resampled(sims: np.ndarray, truth: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`micro_ap` of ``(sims, truth)`` for every row of ``counts`` (how often a bootstrap
+    resample takes each query), without building the resampled matrices.
+
+    Only thresholds at a positive's score move recall, so the curve is read there: at each
+    one, a query contributes its count times its positives and negatives scoring at least
+    that much (ties enter together, as in :func:`micro_ap`).
+    """
+    scored = ~np.isnan(sims)
+    positive, negative = truth & scored, ~truth & scored
+    thresholds = np.unique(sims[positive])[::-1]  # distinct positive scores, highest first
+    counts = np.asarray(counts, np.float64)
+    n_pos = counts @ truth.sum(axis=1)
+
+    def at_or_above(mask: np.ndarray) -> np.ndarray:  # queries × thresholds
+        out = np.empty((len(sims), len(thresholds)))
+        for q in range(len(sims)):
+            s = np.sort(sims[q, mask[q]])
+            out[q] = len(s) - np.searchsorted(s, thresholds, side="left")
+        return out
+
+    tp, fp = counts @ at_or_above(positive), counts @ at_or_above(negative)  # resamples × thresholds
+    precision = tp / np.maximum(tp + fp, 1)
+    found = np.sum(np.diff(tp, axis=1, prepend=0.0) * precision, axis=1)
+    return np.divide(found, n_pos, out=np.full(len(counts), np.nan), where=n_pos > 0)
+
+
 def roc_points(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, TPR) at every distinct threshold, from (0, 0), over all pairs: unscored pairs are
     below every threshold, so they are never found (positives) nor false alarms (negatives)."""

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .cache import atomic_path  # noqa: E402
+from .cache import ArtifactCache, atomic_path, spec_key  # noqa: E402
 from .video import sample_frames  # noqa: E402
 
 
@@ -97,24 +97,32 @@ def middle_frame(path: str | Path, folder_fps: float = 24.0) -> np.ndarray:
     return s.frames[len(s) // 2]
 
 
-def _thumb(path: str | Path, height: int) -> np.ndarray:
+def thumbnail(path: str | Path, height: int, cache: ArtifactCache) -> np.ndarray:
+    """The middle frame of a video scaled to ``height`` pixels, cached by the video's content."""
     import cv2
 
+    out = cache.path("thumbnails", spec_key(source=cache.digest(path), height=height, frame="middle"), ".png")
+    if out.is_file():
+        return cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
     frame = middle_frame(path)
     width = round(frame.shape[1] * height / frame.shape[0])
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    save_image(thumb, out)
+    return thumb
 
 
-def failure_sheet(misses: pd.DataFrame, paths: dict[str, str], k: int, height: int = 80) -> np.ndarray:
+def failure_sheet(misses: pd.DataFrame, paths: dict[str, str], k: int, cache: ArtifactCache,
+                  height: int = 80) -> np.ndarray:
     """One row per failure: query, the reference ranked first, the true reference (middle
-    frames), under a line with ids, the true reference's rank and both similarities."""
+    frames, :func:`thumbnail`), under a line with ids, the true reference's rank and both
+    similarities."""
     import cv2
 
     from .analysis import rank_label
 
     rows = []
     for m in misses.itertuples():
-        tiles = [_thumb(paths[v], height) for v in (m.query_id, m.top1_id, m.reference_id)]
+        tiles = [thumbnail(paths[v], height, cache) for v in (m.query_id, m.top1_id, m.reference_id)]
         strip = np.concatenate([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1)
         band = np.full((18, strip.shape[1], 3), 255, np.uint8)
         text = (f"{m.query_id} | rank-1 {m.top1_id} {m.top1_sim:.3f} | true rank {rank_label(m.rank, k)}"

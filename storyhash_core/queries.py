@@ -13,10 +13,11 @@ from pathlib import Path
 
 from dask.distributed import Client
 
-from .cache import ArtifactCache, atomic_path, content_digest, spec_key
+from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
 from .parallel import run_batch
 from .transforms import Transform, apply_transform, ffmpeg_exe
+from .video import check_exists
 
 QUERY_VERSION = 1
 
@@ -46,10 +47,11 @@ def query_id(reference_id: str, transform: str) -> str:
 
 def make_query(job: _Job, cache_root: str) -> tuple[Path, bool]:
     """Generate one query video unless cached; return its path and whether it was a cache hit."""
-    key = spec_key(source=content_digest(job.video.path), transform=job.transform.spec(),
+    cache = ArtifactCache(cache_root)
+    key = spec_key(source=cache.digest(check_exists(job.video.path)), transform=job.transform.spec(),
                    folder_fps=job.video.fps if job.video.is_frame_folder else None,
                    ffmpeg=Path(ffmpeg_exe()).name, version=QUERY_VERSION)
-    out = ArtifactCache(cache_root).path("queries", key, ".mp4")
+    out = cache.path("queries", key, ".mp4")
     if out.is_file():
         return out, True
     with atomic_path(out) as tmp:

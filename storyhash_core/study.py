@@ -36,17 +36,18 @@ from .backbones import BackboneSpec, resolve_auto
 from .cache import ArtifactCache, atomic_path
 from .corpus import Video, load_manifest, scan_directory
 from .errors import ParamsError, StoryHashError
-from .features import extract_features, load_features
+from .features import load_features
 from .fusion import fuse
 from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
 from .params import StudyParams, load_params, resolve_path
 from .parallel import Failure, dask_client
+from .pipeline import process_videos
 from .queries import Query, generate_queries
 from .report import beside_paper, paper_table1, track_strip, write_table
 from .synthetic import GROUND_TRUTH, synthetic_corpus
-from .tracking import load_tracks, track_videos
+from .tracking import load_tracks
 from .tracking.evaluate import score_tracks
 from .transforms import resolve, rotation_sweep
 from .video import sample_frames
@@ -156,22 +157,24 @@ def _errors(failures: list[Failure]) -> dict[str, str]:
 
 def extract_items(run: Run, client, backbone: BackboneSpec, items: dict[str, tuple[Path, float]],
                   what: str) -> pd.DataFrame:
-    """Features (and tracks) for ``{id: (path, folder_fps)}``: one row per id with the cache files,
-    the seconds each took and the error of those that failed."""
-    feats, failed = extract_features(client, items, backbone, run.params.sampling.fps, run.cache, f"{what} features")
-    tracks: dict[str, Path] = {}
-    if run.params.motion.enabled:
-        tracks, track_failed = track_videos(client, items, run.params.motion.tracker, run.cache, f"{what} tracks")
-        failed = failed + track_failed
+    """Features (and tracks) for ``{id: (path, folder_fps)}``, one decode per video: one row per
+    id with the cache files, the seconds each step took and the error of those that failed."""
+    p = run.params
+    tracker = p.motion.tracker if p.motion.enabled else None
+    done, failed = process_videos(client, items, p.sampling.fps, [(backbone, "")], tracker, run.cache,
+                                  f"{what} videos")
     errors = _errors(failed)
     rows = []
     for key in items:
-        f = load_features(feats[key]) if key in feats else None
-        t = load_tracks(tracks[key]) if key in tracks else None
-        rows.append({"id": key, "role": what, "features": str(feats.get(key, "")), "tracks": str(tracks.get(key, "")),
+        a = done.get(key)
+        f = load_features(a.features[0]) if a else None
+        t = load_tracks(a.tracks) if a and a.tracks else None
+        rows.append({"id": key, "role": what, "features": str(a.features[0]) if a else "",
+                     "tracks": str(a.tracks or "") if a else "",
                      "frames_sampled": len(f.timestamps) if f else 0, "duration_s": f.duration_s if f else np.nan,
-                     "visual_s": f.seconds if f else np.nan, "tracking_s": t[1] if t else np.nan,
-                     "objects": t[0].n_objects if t else 0, "error": errors.get(key, "")})
+                     "decode_s": f.decode_s if f else np.nan, "visual_s": f.embed_s if f else np.nan,
+                     "tracking_s": t[1] if t else np.nan, "objects": t[0].n_objects if t else 0,
+                     "error": errors.get(key, "")})
     return pd.DataFrame(rows)
 
 
@@ -232,8 +235,9 @@ def extract_stage(run: Run, client) -> dict:
     write_table(references, run.path("tables", "references"))
     write_table(query_df, run.path("tables", "queries"))
     write_table(files, run.path("artifacts", "files"))
-    costs = files.loc[files["error"] == "", ["id", "role", "visual_s", "tracking_s"]]
-    costs = costs.assign(tracking_share=costs["tracking_s"] / (costs["visual_s"] + costs["tracking_s"]))
+    steps = ["decode_s", "visual_s", "tracking_s"]
+    costs = files.loc[files["error"] == "", ["id", "role", *steps]]
+    costs = costs.assign(tracking_share=costs["tracking_s"] / costs[steps].sum(axis=1))
     write_table(costs, run.path("tables", "extraction_cost"))
     entry = {
         "backbone": backbone.model_dump(), "backbone_reason": why,
@@ -243,12 +247,10 @@ def extract_stage(run: Run, client) -> dict:
         "queries_cached": int(query_df["cached"].sum()),
         "transforms": [t.name for t in transforms],
         "seconds": {"transforms": t_transforms, "total": clock()},
-        "seconds_per_video_median": {"visual": float(costs["visual_s"].median()),
-                                     "tracking": float(costs["tracking_s"].median())},
+        "seconds_per_video_median": {step.removesuffix("_s"): float(costs[step].median()) for step in steps},
     }
     if p.motion.enabled:
-        entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum()
-                                                      / costs[["visual_s", "tracking_s"]].sum().sum())
+        entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum() / costs[steps].sum().sum())
         draw_tracks(run, videos, refs)
         if p.corpus.kind == "synthetic":
             truth = tracking_vs_truth(videos, refs, synthetic_corpus(p.corpus.synthetic, run.cache).parent / GROUND_TRUTH)

@@ -10,6 +10,9 @@ presentation time is <= the target), so a 2.08 s DAVIS clip at 2 fps yields 5 fr
 0, 0.5, 1.0, 1.5 and 2.0 s. Only the chosen frames are converted to arrays (frame
 folders read only the chosen files), and a file decoder seeks to the keyframe before a
 target that lies more than ``seek_gap_s`` ahead instead of decoding the gap.
+
+Because targets at ``fps`` are every ``n``-th target at ``n × fps``, :func:`sample_rates`
+serves several rates (visual features at 2 fps, tracking at 6 fps) from one decode.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
 
 
+def check_exists(path: Path) -> Path:
+    if not path.exists():
+        raise VideoReadError(path, "no such file or folder", "check the path or the manifest entry")
+    return path
+
+
 def sample_frames(
     path: str | Path,
     fps: float | None = 2.0,
@@ -58,12 +67,25 @@ def sample_frames(
     seek_gap_s: float = 4.0,
 ) -> SampledFrames:
     """Frames sampled at ``fps`` (``None``: every frame) from a video file or frame folder."""
-    path = Path(path)
-    if not path.exists():
-        raise VideoReadError(path, "no such file or folder", "check the path or the manifest entry")
+    path = check_exists(Path(path))
     if path.is_dir():
         return _sample_folder(path, fps, folder_fps)
     return _sample_file(path, fps, seek_gap_s)
+
+
+def every_nth(sampled: SampledFrames, n: int) -> SampledFrames:
+    """The frames at every ``n``-th target time: what sampling at ``fps / n`` gives."""
+    return SampledFrames(sampled.frames[::n], sampled.timestamps[::n], sampled.duration_s, sampled.source_fps)
+
+
+def sample_rates(path: str | Path, rates: list[float], folder_fps: float = 24.0) -> dict[float, SampledFrames]:
+    """Frames at each of ``rates``, decoding once at the highest rate for every rate that
+    divides it (and once more for each rate that does not)."""
+    out: dict[float, SampledFrames] = {}
+    for fps in sorted(set(rates), reverse=True):
+        fine = next((f for f in out if abs(f / fps - round(f / fps)) < 1e-9), None)
+        out[fps] = every_nth(out[fine], round(fine / fps)) if fine else sample_frames(path, fps, folder_fps)
+    return out
 
 
 def _read_image(file: Path) -> np.ndarray:
@@ -101,7 +123,7 @@ def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFra
         if not container.streams.video:
             raise VideoReadError(path, "no video stream", "is this an audio or data file?")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 1  # a Dask worker decodes on one core: parallelism is across videos
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         try:
             picked, times, last_t = _decode_sampled(container, stream, fps, seek_gap_s, rate)

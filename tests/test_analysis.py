@@ -2,7 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyhash_core import analysis
+import cv2
+
+from storyhash_core import analysis, figures
+from storyhash_core.cache import ArtifactCache
+
+from .conftest import index_frames, write_folder, write_video
 
 
 def table1() -> pd.DataFrame:
@@ -57,6 +62,22 @@ def test_failures_list_every_miss_in_transform_order():
     misses = analysis.failures(rows, "c", ["a", "b"])
     assert misses["query_id"].tolist() == ["q3", "q2", "q4"]
     assert [analysis.rank_label(r, 10) for r in misses["rank"]] == ["> 10", "2", "3"]
+
+
+def test_failure_sheet_shows_each_miss_and_caches_thumbnails(tmp_path):
+    frames = index_frames(12, 64, 96)
+    videos = {"q": write_video(tmp_path / "q.mp4", frames, 12), "top": write_folder(tmp_path / "top", frames[::-1]),
+              "true": write_video(tmp_path / "true.mp4", frames[:, :, ::-1], 12)}
+    misses = pd.DataFrame({"query_id": ["q"], "reference_id": ["true"], "top1_id": ["top"], "top1_sim": [0.9],
+                           "rank": [2.0], "sim_true": [0.8]})
+    cache = ArtifactCache(tmp_path / "cache")
+    sheet = figures.failure_sheet(misses, {k: str(v) for k, v in videos.items()}, 10, cache, height=32)
+    assert sheet.shape[0] == 18 + 32 + 6 and sheet.shape[1] >= 3 * 48
+    cached = sorted((tmp_path / "cache" / "thumbnails").rglob("*.png"))
+    assert len(cached) == 3
+    middle = figures.middle_frame(videos["true"])
+    assert np.abs(figures.thumbnail(videos["true"], 32, cache).astype(int)
+                  - cv2.resize(middle, (48, 32), interpolation=cv2.INTER_AREA)).max() <= 1  # PNG: lossless
 
 
 def test_flip_tests_pair_the_two_flips_of_each_source():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from storyhash_core.detection import (Pairs, detection_summary, matrix_rows, micro_ap, roc_auc, split_distractors,
-                                      tpr_at_fpr, truth_matrix)
-from storyhash_core.significance import bootstrap, mcnemar, percentile_ci
+from storyhash_core.detection import (Pairs, detection_summary, matrix_rows, micro_ap, micro_ap_resampled, roc_auc,
+                                      split_distractors, tpr_at_fpr, truth_matrix)
+from storyhash_core.significance import bootstrap, mcnemar, percentile_ci, resample_counts, weighted_mean
 
 
 def pairs(scores, positive, n_positives=None, n_negatives=None) -> Pairs:
@@ -116,11 +116,27 @@ def test_mcnemar_counts_only_disagreements():
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
     hits = np.r_[np.ones(80), np.zeros(20)]
-    stats = {"r1": lambda idx: hits[idx].mean()}
+    stats = {"r1": lambda counts: weighted_mean(hits, counts)}
     s1, s2 = bootstrap(stats, 100, 300, seed=1), bootstrap(stats, 100, 300, seed=1)
-    assert s1.equals(s2)
+    assert s1.equals(s2) and not s1.equals(bootstrap(stats, 100, 300, seed=2))
     low, high = percentile_ci(s1["r1"])
     assert low < 0.8 < high and high - low < 0.25
+    counts = resample_counts(100, 300, seed=1)
+    assert counts.shape == (300, 100) and (counts.sum(axis=1) == 100).all()
+
+
+def test_resampled_micro_ap_equals_micro_ap_of_the_resampled_queries():
+    rng = np.random.default_rng(5)
+    sims = np.round(rng.random((30, 8)), 1)  # many ties, within and across queries
+    sims[rng.random(sims.shape) < 0.2] = np.nan  # unscored pairs (a re-ranker's)
+    truth = truth_matrix([f"r{i % 10}" for i in range(30)], [f"r{i}" for i in range(8)])  # r8, r9: distractors
+    counts = resample_counts(30, 40, seed=0)
+    fast = micro_ap_resampled(sims, truth, counts)
+    for c, value in zip(counts, fast):
+        idx = np.repeat(np.arange(30), c)
+        assert value == pytest.approx(micro_ap(Pairs.from_matrix(sims[idx], truth[idx])), abs=1e-12)
+    no_positive = micro_ap_resampled(sims, np.zeros_like(truth), counts[:2])
+    assert np.isnan(no_positive).all()
 
 
 def test_micro_ap_and_auc_match_scikit_learn_with_ties():

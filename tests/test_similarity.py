@@ -10,7 +10,8 @@ from storyhash_core.backbones import BackboneSpec, load_backbone
 from storyhash_core.comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from storyhash_core.detection import truth_matrix
 from storyhash_core.cache import ArtifactCache, content_digest, spec_key
-from storyhash_core.features import FEATURE_VERSION, FeatureJob, extract_one, feature_path, l2_normalize, load_features
+from storyhash_core.features import FEATURE_VERSION, feature_path, l2_normalize, load_features
+from storyhash_core.pipeline import VideoJob, process_video
 from storyhash_core.video import sample_frames
 from storyhash_core.similarity import chamfer_matrix, max_over_variants, rerank
 
@@ -51,20 +52,20 @@ def test_unknown_variant_is_a_clear_error():
 def test_variant_features_embed_the_variant_frames_and_are_cached_apart(tmp_path):
     video = write_video(tmp_path / "v.mp4", index_frames(20, 48, 64), fps=10)
     root, dct = str(tmp_path / "c"), BackboneSpec(name="dct")
-    plain = extract_one(FeatureJob(video, 24.0, dct, 2.0), root)
-    flipped = extract_one(FeatureJob(video, 24.0, dct, 2.0, "hflip"), root)
+    plain, flipped = process_video(VideoJob(video, 24.0, 2.0, ((dct, ""), (dct, "hflip"))), root).features
     assert plain != flipped
     expected = l2_normalize(load_backbone(dct).embed(sample_frames(video, 2.0).frames[:, :, ::-1].copy()))
     np.testing.assert_allclose(load_features(flipped).frames, expected, atol=1e-6)
     assert not np.allclose(load_features(plain).frames, expected)
 
 
-def test_the_plain_feature_key_is_the_key_before_variants_existed(tmp_path):
+def test_the_plain_feature_key_has_no_variant_field(tmp_path):
     video = write_video(tmp_path / "v.mp4", index_frames(10, 32, 32), fps=10)
-    job = FeatureJob(video, 24.0, BackboneSpec(name="dct"), 2.0)
-    key = spec_key(source=content_digest(video), weights=load_backbone(job.backbone).weights_id, fps=2.0,
-                   folder_fps=None, version=FEATURE_VERSION)  # what every existing cache entry was written under
-    assert feature_path(job, str(tmp_path)) == ArtifactCache(tmp_path).path("features", key, ".npz")
+    dct = BackboneSpec(name="dct")
+    key = spec_key(source=content_digest(video), weights=load_backbone(dct).weights_id, fps=2.0,
+                   folder_fps=None, version=FEATURE_VERSION)
+    cache = ArtifactCache(tmp_path)
+    assert feature_path(cache.digest(video), None, dct, 2.0, "", cache) == cache.path("features", key, ".npz")
 
 
 def test_pdq_inner_product_is_one_minus_twice_the_normalised_hamming_distance():

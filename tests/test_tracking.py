@@ -5,7 +5,8 @@ import pytest
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import load_manifest
 from storyhash_core.synthetic import GROUND_TRUTH, SyntheticSpec, generate_corpus
-from storyhash_core.tracking import TrackerError, TrackerSpec, load_tracker, load_tracks, track_videos
+from storyhash_core.pipeline import process_videos
+from storyhash_core.tracking import TrackerError, TrackerSpec, load_tracker, load_tracks
 from storyhash_core.tracking.evaluate import score_tracks
 from storyhash_core.tracking.flow import camera_motion, link
 from storyhash_core.tracking.sam2 import Sam2Tracker, grid_points
@@ -54,13 +55,13 @@ def test_flow_tracker_follows_the_synthetic_objects(corpus):
 def test_tracks_are_cached_with_their_cost(corpus, tmp_path, client):
     videos = load_manifest(corpus)[:2]
     items = {v.video_id: (v.path, v.fps) for v in videos}
-    first, failed = track_videos(client, items, TrackerSpec(), ArtifactCache(tmp_path))
+    first, failed = process_videos(client, items, 2.0, [], TrackerSpec(), ArtifactCache(tmp_path))
     assert not failed and set(first) == set(items)
-    tracks, seconds = load_tracks(first[videos[0].video_id])
+    tracks, seconds = load_tracks(first[videos[0].video_id].tracks)
     assert seconds > 0 and tracks.n_objects >= 1 and tracks.width == 320
     files = sorted((tmp_path / "tracks").rglob("*.npz"))
     stamps = [f.stat().st_mtime_ns for f in files]
-    track_videos(client, items, TrackerSpec(), ArtifactCache(tmp_path))
+    process_videos(client, items, 2.0, [], TrackerSpec(), ArtifactCache(tmp_path))
     assert [f.stat().st_mtime_ns for f in files] == stamps
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from storyhash_core.errors import VideoReadError
-from storyhash_core.video import sample_frames, target_times
+from storyhash_core import video as video_module
+from storyhash_core.video import sample_frames, sample_rates, target_times
 
 from .conftest import index_frames, write_folder, write_video
 
@@ -47,6 +48,22 @@ def test_every_frame_when_fps_is_none(tmp_path):
     s = sample_frames(video, fps=None)
     assert len(s) == 20
     assert grey_index(s.frames) == list(range(20))
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_one_decode_serves_every_rate_that_divides_the_highest(tmp_path, monkeypatch, kind):
+    frames = index_frames(77, 32, 48)  # 3.2 s at 24 fps
+    source = write_video(tmp_path / "v.mp4", frames, fps=24) if kind == "file" else \
+        write_folder(tmp_path / "seq", frames)
+    expected = {fps: sample_frames(source, fps, 24.0) for fps in (6.0, 3.0, 2.0, 5.0)}
+    decodes = []
+    monkeypatch.setattr(video_module, "sample_frames", lambda p, fps, ff: decodes.append(fps) or expected[fps])
+    got = sample_rates(source, [2.0, 6.0, 3.0, 5.0], 24.0)
+    assert sorted(decodes) == [5.0, 6.0]  # 2 and 3 fps are every 3rd and 2nd frame at 6 fps
+    monkeypatch.undo()
+    for fps, s in got.items():
+        np.testing.assert_array_equal(s.frames, sample_frames(source, fps, 24.0).frames)
+        np.testing.assert_array_equal(s.timestamps, sample_frames(source, fps, 24.0).timestamps)
 
 
 def test_seeking_gives_the_same_frames_as_decoding_through(tmp_path):

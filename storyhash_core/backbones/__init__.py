@@ -50,13 +50,13 @@ class Backbone(Protocol):
 
 
 def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
-    """Resize the shorter side to ``size`` and cut the central ``size``×``size`` square."""
+    """The central square (side: the shorter side) resized to ``size``×``size``: what resizing
+    the shorter side to ``size`` and cutting the centre keeps, cropped first so that only the
+    kept pixels are resampled."""
     h, w = frame.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    resized = cv2_resize(frame, nw, nh)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return resized[top:top + size, left:left + size]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return cv2_resize(frame[top:top + side, left:left + side], size, size)
 
 
 def cv2_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:

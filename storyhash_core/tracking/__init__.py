@@ -6,7 +6,8 @@
 | ``sam2`` | SAM 2 video predictor, point-grid prompts on the first frame, propagated | a user-provided checkpoint |
 
 Tracks are cached per video (content, tracker spec, sampling rate) like visual features;
-each cache entry also records how long tracking took.
+each cache entry also records how long tracking took (the decode, shared with the visual
+features by :mod:`storyhash_core.pipeline`, is not counted).
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cache import ArtifactCache, atomic_path, content_digest, spec_key
+from ..cache import ArtifactCache, atomic_path, spec_key
 from ..errors import StoryHashError
-from ..parallel import run_batch
-from ..video import sample_frames
+from ..video import SampledFrames
 
-TRACK_VERSION = 1
+TRACK_VERSION = 2
 
 
 class TrackerError(StoryHashError):
@@ -101,30 +101,16 @@ def load_tracks(path: Path) -> tuple[Tracks, float]:
                       z["centroid"], z["box"], z["area"]), float(z["seconds"])
 
 
-@dataclass(frozen=True)
-class TrackJob:
-    path: Path
-    folder_fps: float
-    spec: TrackerSpec
+def track_path(digest: str, folder_fps: float | None, spec: TrackerSpec, cache: ArtifactCache) -> Path:
+    """The cache file of a video's tracks: keyed by the source's content ``digest``, the
+    tracker spec and (for a frame folder, else None) ``folder_fps``."""
+    key = spec_key(source=digest, tracker=spec.model_dump(), folder_fps=folder_fps, version=TRACK_VERSION)
+    return cache.path("tracks", key, ".npz")
 
 
-def track_one(job: TrackJob, cache_root: str) -> Path:
-    """Tracks of one video, computed unless cached; returns the cache file."""
-    key = spec_key(source=content_digest(job.path), tracker=job.spec.model_dump(),
-                   folder_fps=job.folder_fps if job.path.is_dir() else None, version=TRACK_VERSION)
-    out = ArtifactCache(cache_root).path("tracks", key, ".npz")
-    if not out.is_file():
-        tracker = load_tracker(job.spec)
-        t0 = time.perf_counter()
-        sampled = sample_frames(job.path, job.spec.fps, job.folder_fps)
-        tracks = tracker.track(sampled.frames, sampled.timestamps)
-        save_tracks(tracks, time.perf_counter() - t0, out)
-    return out
-
-
-def track_videos(client, items: dict[str, tuple[Path, float]], spec: TrackerSpec, cache: ArtifactCache,
-                 desc: str = "tracks") -> tuple[dict[str, Path], list]:
-    """Tracks for ``{id: (path, folder_fps)}`` in parallel; returns (cache file by id, failures)."""
-    keys = list(items)
-    jobs = [TrackJob(items[k][0], items[k][1], spec) for k in keys]
-    return run_batch(client, track_one, jobs, keys, desc, cache_root=str(cache.root))
+def track_frames(sampled: SampledFrames, spec: TrackerSpec) -> tuple[Tracks, float]:
+    """Tracks of frames sampled at ``spec.fps``, and the seconds tracking took (decode excluded)."""
+    tracker = load_tracker(spec)
+    t0 = time.perf_counter()
+    tracks = tracker.track(sampled.frames, sampled.timestamps)
+    return tracks, time.perf_counter() - t0

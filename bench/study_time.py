@@ -1,0 +1,106 @@
+"""Benchmark: wall time and peak memory of the whole study (every notebook), cold and warm.
+
+Runs ``storyhash study`` twice for a params file (default ``params/real.yaml``): first from
+an empty cache, then again on the cache the first run filled. Each run writes to a fresh
+temporary output folder; ``--cache`` (default: a temporary folder, deleted afterwards) must
+be empty or absent, so the first run is truly cold. Per notebook it records the seconds
+(``run.json``) and the peak of the summed resident memory of the study's process tree
+(the papermill kernel and its Dask workers, sampled every 0.5 s; shared pages count once
+per process, so this is an upper bound). Writes a JSON record.
+
+    python bench/study_time.py [--params params/real.yaml] [--cache DIR] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+from storyhash_core.params import load_params, resolve_path
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass  # ended between listing and reading
+    return total
+
+
+def run_study(params_file: Path) -> dict:
+    """One ``storyhash study`` run: wall time, and seconds and peak memory per notebook."""
+    current, peaks = ["setup"], {}
+    proc = subprocess.Popen([sys.executable, "-m", "storyhash_core.cli", "study", "--params", str(params_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def follow() -> None:  # the runner prints "[storyhash] <notebook> -> <path>" as each starts
+        for line in proc.stdout:
+            if line.startswith("[storyhash] "):
+                current[0] = line.split()[1]
+            sys.stdout.write(line)
+
+    reader = threading.Thread(target=follow, daemon=True)
+    t0 = time.perf_counter()
+    reader.start()
+    watched = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peaks[current[0]] = max(peaks.get(current[0], 0), tree_rss(watched))
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    wall = time.perf_counter() - t0
+    reader.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"storyhash study failed (exit {proc.returncode}); see the output above")
+    params = load_params(params_file)
+    record = json.loads((resolve_path(params.output_dir) / params.run_name / "run.json").read_text())
+    return {"wall_s": round(wall, 1),
+            "notebooks": {name: {"seconds": s, "peak_rss_mb": round(peaks.get(name, 0) / 2**20)}
+                          for name, s in record["notebook_timings_s"].items()}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", default="params/real.yaml")
+    p.add_argument("--cache", default=None, help="cache folder, empty or absent (default: a temporary one)")
+    p.add_argument("--out", default="bench/results/study_time.json")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.cache).resolve() if args.cache else Path(tmp) / "cache"
+        if cache.exists() and any(cache.iterdir()):
+            raise SystemExit(f"--cache {cache} is not empty: a cold run needs an empty cache")
+        record: dict = {"benchmark": "study_time", "params": args.params}
+        for run in ("cold", "warm"):
+            params = yaml.safe_load(Path(args.params).read_text())
+            params |= {"cache_dir": str(cache), "output_dir": str(Path(tmp) / f"out_{run}")}
+            params_file = Path(tmp) / f"{run}.yaml"
+            params_file.write_text(yaml.safe_dump(params))
+            print(f"[bench] {run} run", flush=True)
+            record[run] = run_study(params_file)
+            print(f"[bench] {run}: {record[run]['wall_s']} s", flush=True)
+    record["machine"] = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                         "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The per-video pipeline: one task per video decodes it once and computes every artifact.
+
+A :class:`VideoJob` asks for visual features of some (backbone, frame variant) outputs and,
+optionally, tracks. The task looks each artifact up in the cache (keys: the source's
+content digest, remembered by :meth:`ArtifactCache.digest`, and each artifact's spec),
+decodes only if something is missing, at the rates the missing artifacts need (one decode
+when the visual rate divides the tracking rate, :func:`~storyhash_core.video.sample_rates`),
+and writes each artifact atomically. :func:`process_videos` runs the tasks on a Dask client.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dask.distributed import Client
+
+from .backbones import BackboneSpec
+from .cache import ArtifactCache
+from .features import embed_frames, feature_path, save_features
+from .parallel import Failure, run_batch
+from .tracking import TrackerSpec, save_tracks, track_frames, track_path
+from .video import check_exists, sample_rates
+
+Output = tuple[BackboneSpec, str]  # a backbone and a frame variant ("" = the frames as decoded)
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video (a file, or a frame folder played at ``folder_fps``) and what to compute."""
+
+    path: Path
+    folder_fps: float
+    fps: float  # visual sampling rate
+    outputs: tuple[Output, ...] = ()
+    tracker: TrackerSpec | None = None
+
+
+@dataclass(frozen=True)
+class VideoArtifacts:
+    """Cache files of a job: features in ``outputs`` order, and the tracks (None: not asked)."""
+
+    features: tuple[Path, ...]
+    tracks: Path | None
+
+
+def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
+    """Every artifact of ``job``, computed unless cached; returns the cache files."""
+    cache = ArtifactCache(cache_root)
+    digest = cache.digest(check_exists(job.path))
+    folder_fps = job.folder_fps if job.path.is_dir() else None
+    features = tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs)
+    tracks = track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None
+    missing = [(o, f) for o, f in zip(job.outputs, features) if not f.is_file()]
+    track_missing = tracks is not None and not tracks.is_file()
+    if missing or track_missing:
+        rates = ([job.fps] if missing else []) + ([job.tracker.fps] if track_missing else [])
+        t0 = time.perf_counter()
+        sampled = sample_rates(job.path, rates, job.folder_fps)
+        decode_s = time.perf_counter() - t0
+        for (backbone, variant), out in missing:
+            save_features(embed_frames(sampled[job.fps], backbone, variant, decode_s), out)
+        if track_missing:
+            save_tracks(*track_frames(sampled[job.tracker.fps], job.tracker), tracks)
+    return VideoArtifacts(features, tracks)
+
+
+def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: float, outputs: list[Output],
+                   tracker: TrackerSpec | None, cache: ArtifactCache,
+                   desc: str = "videos") -> tuple[dict[str, VideoArtifacts], list[Failure]]:
+    """:func:`process_video` for every ``{id: (path, folder_fps)}`` in parallel; returns the
+    artifacts by id and the failures (each with its error)."""
+    keys = list(items)
+    jobs = [VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in keys]
+    return run_batch(client, process_video, jobs, keys, desc, cache_root=str(cache.root))
