@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backbones import BackboneSpec
 from .comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from .detection import split_distractors, truth_matrix
 from .errors import StoryHashError
@@ -36,8 +35,8 @@ from .fusion import fuse
 from .pipeline import Output, process_videos
 from .report import write_table
 from .similarity import chamfer_matrix, max_over_variants, rerank
-from .study import (Blocks, Run, extracted_backbone, load_blocks, load_corpus, query_meta_table, run_record,
-                    sweep_queries)
+from .study import (Blocks, Run, baseline_outputs, extracted_backbone, load_blocks, load_corpus, query_meta_table,
+                    rotation_outputs, run_record, sweep_queries)
 from .transforms import rotation_sweep
 
 
@@ -164,10 +163,10 @@ def baselines_stage(run: Run, client) -> dict:
     chamfer = chamfer_matrix(query_frames, ref_frames)
     matrices[f"visual_chamfer_top{p.baselines.chamfer_k}"] = rerank(visual, chamfer, p.baselines.chamfer_k)
     backbone = extracted_backbone(run)
-    hashed = [(BackboneSpec(name=p.baselines.frame_hash), "")] if p.baselines.frame_hash else []
-    flips = [(backbone, v) for v in p.mitigation.flips]
-    by_query = _extract(run, client, query_items, hashed + flips, "query")
-    by_ref = _extract(run, client, {r: ref_items[r] for r in setup.gallery}, hashed + flips, "reference")
+    extra = baseline_outputs(p, backbone)  # computed by notebook 01 with the backbone's features
+    hashed, flips = [o for o in extra if o[0] != backbone], [o for o in extra if o[0] == backbone]
+    by_query = _extract(run, client, query_items, extra, "query")
+    by_ref = _extract(run, client, {r: ref_items[r] for r in setup.gallery}, extra, "reference")
     for spec, _ in hashed:
         matrices[f"{spec.name}_chamfer"] = chamfer_matrix(_frames(by_query[spec, ""]), _frames(by_ref[spec, ""]))
     if flips:
@@ -182,7 +181,7 @@ def baselines_stage(run: Run, client) -> dict:
                                     [(m, baseline) for m in matrices if m != baseline])
     flip_table = flip_mitigation(summary, baseline)
     write_table(flip_table, run.path("tables", "flip_mitigation"), ("csv", "md"))
-    costs = stage_costs([files[q] for q in blocks.query_ids], {o: by_query[o] for o in hashed + flips})
+    costs = stage_costs([files[q] for q in blocks.query_ids], by_query)
     entry |= {"methods": list(matrices), "costs": costs | {"gallery_factor_flip_aug_reference": 1 + len(flips)}}
     run.record("baselines", entry)
     return entry
@@ -230,7 +229,7 @@ def rotation_mitigation_stage(run: Run, client) -> pd.DataFrame:
     items = {q.query_id: (q.path, 24.0) for q in queries}
     setup = detection_setup(run, blocks.ref_ids, query_meta_table(queries).drop(columns="error"))
     refs = fuse(blocks.refs, "visual")[[blocks.ref_ids.index(r) for r in setup.gallery]]
-    outputs = [(backbone, v) for v in ["", *p.mitigation.rotations]]
+    outputs = [(backbone, ""), *rotation_outputs(p, backbone)]  # computed by notebook 07
     found = _extract(run, client, items, outputs, "sweep")
     variants = {v: _pooled(_frames(found[backbone, v]), p.pooling) @ refs.T for _, v in outputs}
     matrices = {"visual_padded": variants[""], "visual_rotation_tta": max_over_variants(list(variants.values()))}

@@ -18,6 +18,7 @@ from dask.distributed import Client
 
 from .backbones import BackboneSpec
 from .cache import ArtifactCache
+from .errors import StoryHashError
 from .features import embed_frames, feature_path, save_features
 from .parallel import Failure, run_batch
 from .tracking import TrackerSpec, save_tracks, track_frames, track_path
@@ -45,13 +46,22 @@ class VideoArtifacts:
     tracks: Path | None
 
 
-def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
-    """Every artifact of ``job``, computed unless cached; returns the cache files."""
-    cache = ArtifactCache(cache_root)
+def artifact_paths(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts:
+    """Where the cache keeps ``job``'s artifacts (whether or not they exist yet)."""
     digest = cache.digest(check_exists(job.path))
     folder_fps = job.folder_fps if job.path.is_dir() else None
-    features = tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs)
-    tracks = track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None
+    return VideoArtifacts(tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs),
+                          track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None)
+
+
+def cached(artifacts: VideoArtifacts) -> bool:
+    return all(f.is_file() for f in artifacts.features) and (artifacts.tracks is None or artifacts.tracks.is_file())
+
+
+def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
+    """Every artifact of ``job``, computed unless cached; returns the cache files."""
+    artifacts = artifact_paths(job, ArtifactCache(cache_root))
+    features, tracks = artifacts.features, artifacts.tracks
     missing = [(o, f) for o, f in zip(job.outputs, features) if not f.is_file()]
     track_missing = tracks is not None and not tracks.is_file()
     if missing or track_missing:
@@ -63,14 +73,24 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
             save_features(embed_frames(sampled[job.fps], backbone, variant, decode_s), out)
         if track_missing:
             save_tracks(*track_frames(sampled[job.tracker.fps], job.tracker), tracks)
-    return VideoArtifacts(features, tracks)
+    return artifacts
 
 
 def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: float, outputs: list[Output],
                    tracker: TrackerSpec | None, cache: ArtifactCache,
                    desc: str = "videos") -> tuple[dict[str, VideoArtifacts], list[Failure]]:
     """:func:`process_video` for every ``{id: (path, folder_fps)}`` in parallel; returns the
-    artifacts by id and the failures (each with its error)."""
-    keys = list(items)
-    jobs = [VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in keys]
-    return run_batch(client, process_video, jobs, keys, desc, cache_root=str(cache.root))
+    artifacts by id and the failures (each with its error). Videos whose artifacts are all
+    cached are answered here, without a task."""
+    jobs = {k: VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in items}
+    done = {}
+    for key, job in jobs.items():
+        try:
+            if cached(artifacts := artifact_paths(job, cache)):
+                done[key] = artifacts
+        except (StoryHashError, OSError):  # the task fails again and records the error
+            pass
+    todo = [k for k in jobs if k not in done]
+    computed, failures = run_batch(client, process_video, [jobs[k] for k in todo], todo,
+                                   f"{desc} ({len(done)} cached)", cache_root=str(cache.root))
+    return {k: (done | computed)[k] for k in items if k in done or k in computed}, failures

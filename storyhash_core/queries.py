@@ -15,6 +15,7 @@ from dask.distributed import Client
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
+from .errors import StoryHashError
 from .parallel import run_batch
 from .transforms import Transform, apply_transform, ffmpeg_exe
 from .video import check_exists
@@ -36,7 +37,7 @@ class Query:
 
 
 @dataclass(frozen=True)
-class _Job:
+class QueryJob:
     video: Video
     transform: Transform
 
@@ -45,13 +46,17 @@ def query_id(reference_id: str, transform: str) -> str:
     return f"{reference_id}@{transform}"
 
 
-def make_query(job: _Job, cache_root: str) -> tuple[Path, bool]:
-    """Generate one query video unless cached; return its path and whether it was a cache hit."""
-    cache = ArtifactCache(cache_root)
+def query_path(job: QueryJob, cache: ArtifactCache) -> Path:
+    """Where the cache keeps ``job``'s query video (whether or not it exists yet)."""
     key = spec_key(source=cache.digest(check_exists(job.video.path)), transform=job.transform.spec(),
                    folder_fps=job.video.fps if job.video.is_frame_folder else None,
                    ffmpeg=Path(ffmpeg_exe()).name, version=QUERY_VERSION)
-    out = cache.path("queries", key, ".mp4")
+    return cache.path("queries", key, ".mp4")
+
+
+def make_query(job: QueryJob, cache_root: str) -> tuple[Path, bool]:
+    """Generate one query video unless cached; return its path and whether it was a cache hit."""
+    out = query_path(job, ArtifactCache(cache_root))
     if out.is_file():
         return out, True
     with atomic_path(out) as tmp:
@@ -62,9 +67,19 @@ def make_query(job: _Job, cache_root: str) -> tuple[Path, bool]:
 def generate_queries(client: Client, videos: list[Video], transforms: list[Transform],
                      cache: ArtifactCache) -> list[Query]:
     """Every transform of every video, in parallel; failures are kept with their error."""
-    jobs = [_Job(v, t) for v in videos for t in transforms]
+    jobs = [QueryJob(v, t) for v in videos for t in transforms]
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
-    done, failed = run_batch(client, make_query, jobs, keys, "transforms", cache_root=str(cache.root))
+    done = {}  # cache hits are answered here, without a task
+    for key, job in zip(keys, jobs):
+        try:
+            if (out := query_path(job, cache)).is_file():
+                done[key] = (out, True)
+        except (StoryHashError, OSError):  # the task fails again and records the error
+            pass
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    made, failed = run_batch(client, make_query, [jobs[i] for i in todo], [keys[i] for i in todo],
+                             f"transforms ({len(done)} cached)", cache_root=str(cache.root))
+    done |= made
     errors = {f.key: f.error for f in failed}
     return [
         Query(k, j.video.video_id, j.transform.name, j.transform.family,

@@ -43,7 +43,7 @@ from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
 from .params import StudyParams, load_params, resolve_path
 from .parallel import Failure, dask_client
-from .pipeline import process_videos
+from .pipeline import Output, process_videos
 from .queries import Query, generate_queries
 from .report import beside_paper, paper_table1, track_strip, write_table
 from .synthetic import GROUND_TRUTH, synthetic_corpus
@@ -155,13 +155,26 @@ def _errors(failures: list[Failure]) -> dict[str, str]:
     return out
 
 
+def baseline_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The per-frame features notebook 08 compares beside the backbone's: the frame hash and
+    the flip variants. Notebook 01 computes them in the same decode as the backbone's."""
+    hashed = [(BackboneSpec(name=params.baselines.frame_hash), "")] if params.baselines.frame_hash else []
+    return hashed + [(backbone, v) for v in params.mitigation.flips]
+
+
+def rotation_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The rotated variants notebook 08 tries on the rotation sweep, computed by notebook 07."""
+    return [(backbone, v) for v in params.mitigation.rotations]
+
+
 def extract_items(run: Run, client, backbone: BackboneSpec, items: dict[str, tuple[Path, float]],
-                  what: str) -> pd.DataFrame:
-    """Features (and tracks) for ``{id: (path, folder_fps)}``, one decode per video: one row per
-    id with the cache files, the seconds each step took and the error of those that failed."""
+                  what: str, extra: list[Output] = ()) -> pd.DataFrame:
+    """Features (and tracks) for ``{id: (path, folder_fps)}``, one decode per video, with the
+    ``extra`` outputs later stages use: one row per id with the cache files of the backbone's
+    features and the tracks, the seconds each step took and the error of those that failed."""
     p = run.params
     tracker = p.motion.tracker if p.motion.enabled else None
-    done, failed = process_videos(client, items, p.sampling.fps, [(backbone, "")], tracker, run.cache,
+    done, failed = process_videos(client, items, p.sampling.fps, [(backbone, ""), *extra], tracker, run.cache,
                                   f"{what} videos")
     errors = _errors(failed)
     rows = []
@@ -214,18 +227,21 @@ def extract_stage(run: Run, client) -> dict:
     transforms = resolve(p.transforms)
     queries = generate_queries(client, query_sources(p, videos), transforms, run.cache)
     t_transforms = clock()
-    refs = extract_items(run, client, backbone, {v.video_id: (v.path, v.fps) for v in videos}, "reference")
-    probes = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "query")
+    extra = baseline_outputs(p, backbone)
+    refs = extract_items(run, client, backbone, {v.video_id: (v.path, v.fps) for v in videos}, "reference", extra)
+    probes = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "query",
+                           extra)
     files = pd.concat([refs, probes], ignore_index=True)
 
+    timing = ["decode_s", "visual_s", "tracking_s"]  # wall-clock: only in extraction_cost, so other tables are reproducible
     references = pd.DataFrame([{"video_id": v.video_id, "collection": v.collection, "path": str(v.path)}
-                               for v in videos]).merge(refs.drop(columns=["role", "features", "tracks"])
+                               for v in videos]).merge(refs.drop(columns=["role", "features", "tracks", *timing])
                                                        .rename(columns={"id": "video_id"}), on="video_id")
     query_df = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
                               "family": q.family, "path": str(q.path or ""), "cached": q.cached,
                               "transform_error": q.error} for q in queries])
-    query_df = query_df.merge(probes.drop(columns=["role", "features", "tracks"]).rename(columns={"id": "query_id"}),
-                              on="query_id", how="left")
+    query_df = query_df.merge(probes.drop(columns=["role", "features", "tracks", *timing])
+                              .rename(columns={"id": "query_id"}), on="query_id", how="left")
     query_df["error"] = query_df["transform_error"].where(query_df["transform_error"] != "", query_df["error"])
     query_df = query_df.drop(columns="transform_error").fillna({"error": "", "frames_sampled": 0, "objects": 0})
     ok_refs = set(references.loc[references["error"] == "", "video_id"])
@@ -235,9 +251,8 @@ def extract_stage(run: Run, client) -> dict:
     write_table(references, run.path("tables", "references"))
     write_table(query_df, run.path("tables", "queries"))
     write_table(files, run.path("artifacts", "files"))
-    steps = ["decode_s", "visual_s", "tracking_s"]
-    costs = files.loc[files["error"] == "", ["id", "role", *steps]]
-    costs = costs.assign(tracking_share=costs["tracking_s"] / costs[steps].sum(axis=1))
+    costs = files.loc[files["error"] == "", ["id", "role", *timing]]
+    costs = costs.assign(tracking_share=costs["tracking_s"] / costs[timing].sum(axis=1))
     write_table(costs, run.path("tables", "extraction_cost"))
     entry = {
         "backbone": backbone.model_dump(), "backbone_reason": why,
@@ -247,10 +262,10 @@ def extract_stage(run: Run, client) -> dict:
         "queries_cached": int(query_df["cached"].sum()),
         "transforms": [t.name for t in transforms],
         "seconds": {"transforms": t_transforms, "total": clock()},
-        "seconds_per_video_median": {step.removesuffix("_s"): float(costs[step].median()) for step in steps},
+        "seconds_per_video_median": {step.removesuffix("_s"): float(costs[step].median()) for step in timing},
     }
     if p.motion.enabled:
-        entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum() / costs[steps].sum().sum())
+        entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum() / costs[timing].sum().sum())
         draw_tracks(run, videos, refs)
         if p.corpus.kind == "synthetic":
             truth = tracking_vs_truth(videos, refs, synthetic_corpus(p.corpus.synthetic, run.cache).parent / GROUND_TRUTH)
@@ -434,8 +449,9 @@ def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
     blocks = load_blocks(run)
     queries = sweep_queries(run, client, blocks.ref_ids)
     meta = query_meta_table(queries)
-    files = extract_items(run, client, extracted_backbone(run), {q.query_id: (q.path, 24.0) for q in queries if q.path},
-                          "sweep")
+    backbone = extracted_backbone(run)
+    files = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "sweep",
+                          rotation_outputs(p, backbone))
     files = files[files["error"] == ""]
     probe_blocks, _ = blocks_for(files, p, blocks.scaler)
     rows, _ = search_configurations(run, list(files["id"]), probe_blocks, meta, blocks.ref_ids, blocks.refs)

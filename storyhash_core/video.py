@@ -136,6 +136,14 @@ def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFra
     return SampledFrames(np.stack(picked), np.asarray(times), duration, rate)
 
 
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels as players (and ffmpeg, which makes the queries) show them: a display
+    rotation (phone videos) is applied."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = round(frame.rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def _decode_sampled(container, stream, fps, seek_gap_s, rate):
     """Stream through the decoder, converting only the frames on screen at target times."""
     picked: list[np.ndarray] = []
@@ -145,7 +153,7 @@ def _decode_sampled(container, stream, fps, seek_gap_s, rate):
     k = 0  # index of the next target time
 
     def take(t: float, frame: av.VideoFrame) -> None:
-        picked.append(frame.to_ndarray(format="rgb24"))
+        picked.append(_upright(frame))
         times.append(t)
 
     frames = container.decode(stream)

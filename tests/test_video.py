@@ -120,3 +120,48 @@ def test_folder_with_mixed_frame_sizes(tmp_path):
     folder = write_folder(tmp_path / "seq", index_frames(30, 16, 16))
     shutil.copy(write_folder(tmp_path / "big", index_frames(1, 32, 32)) / "00000.jpg", folder / "00012.jpg")
     assert "differ in size" in _one_line_error(folder)
+
+
+def _ffmpeg_frames(path, width, height) -> np.ndarray:
+    """Every frame as the bundled ffmpeg CLI shows it (display rotation applied)."""
+    import subprocess
+
+    from storyhash_core.transforms import ffmpeg_exe
+
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotation_tag_is_applied_like_ffmpeg(tmp_path, degrees):
+    """Phone videos carry a display rotation; frames come out as players (and ffmpeg, which
+    makes the queries) show them."""
+    import subprocess
+
+    from storyhash_core.transforms import ffmpeg_exe
+
+    plain = write_video(tmp_path / "plain.mp4", index_frames(12, 32, 48), fps=12)
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", str(degrees), "-i", str(plain), "-c", "copy",
+                    str(tagged)], check=True)
+    s = sample_frames(tagged, fps=None)
+    h, w = (48, 32) if degrees % 180 else (32, 48)
+    assert s.frames.shape == (12, h, w, 3)
+    np.testing.assert_array_equal(s.frames, _ffmpeg_frames(tagged, w, h))
+
+
+def test_single_frame_video(tmp_path):
+    video = write_video(tmp_path / "one.mp4", index_frames(1, 32, 48), fps=10)
+    s = sample_frames(video, fps=2.0)
+    assert len(s) == 1 and s.timestamps.tolist() == [0.0]
+
+
+def test_zero_length_video(tmp_path):
+    import av
+
+    video = tmp_path / "empty.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 32, 48, "yuv420p"
+    assert "empty.mp4" in _one_line_error(video)
