@@ -16,6 +16,8 @@ Frames are shrunk to ``max_side`` first; results are reported in original pixels
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -37,13 +39,21 @@ def camera_motion(flow: np.ndarray, step: int = 8) -> np.ndarray:
     return m if m is not None else np.array([[1.0, 0, 0], [0, 1.0, 0]])
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> np.ndarray:
+    """(y, x) coordinates of every pixel, float32, computed once per frame size."""
+    grid = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid.flags.writeable = False
+    return grid
+
+
 def moving_mask(g0: np.ndarray, g1: np.ndarray, flow_engine, border: float = 0.03) -> np.ndarray:
     """Pixels of g0 that move differently from the camera (frame borders, where content
     enters and flow is unreliable, are left out)."""
     h, w = g0.shape
     flow = flow_engine.calc(g0, g1, None)
     m = camera_motion(flow)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _pixel_grid(h, w)
     cam_x = m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs
     cam_y = m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - ys
     residual = np.hypot(flow[..., 0] - cam_x, flow[..., 1] - cam_y)
