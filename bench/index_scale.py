@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from record import machine, write_record
 from storyhash_core.features import l2_normalize
 from storyhash_core.fusion import fuse
 from storyhash_core.index import IndexSpec
@@ -257,13 +257,9 @@ def main() -> None:
         "threads": args.threads,
         "seconds": round(time.perf_counter() - start, 1),
         "versions": {"faiss": faiss.__version__, "numpy": np.__version__},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": machine(),
     }
-    print(json.dumps(record, indent=2))
-    out = resolve_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(record, resolve_path(args.out))
 
 
 if __name__ == "__main__":

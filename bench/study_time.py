@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from record import machine, write_record
 from storyhash_core.params import load_params, resolve_path
 
 
@@ -94,12 +93,8 @@ def main() -> None:
             print(f"[bench] {run} run", flush=True)
             record[run] = run_study(params_file)
             print(f"[bench] {run}: {record[run]['wall_s']} s", flush=True)
-    record["machine"] = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                         "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    record["machine"] = machine()
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,7 @@ worker runs; the study runs one such worker per core.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import os
-import platform
 import resource
 import tempfile
 import time
@@ -34,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from record import machine, write_record
 from storyhash_core.backbones import BackboneSpec, load_backbone
 from storyhash_core.corpus import Video, load_manifest
 from storyhash_core.features import embed_frames
@@ -172,12 +170,8 @@ def main() -> None:
     print("clip", record["embed_clip_vit_b32_random"], flush=True)
     record["tracking"] = run_isolated("tracking", videos)
     print("tracking", record["tracking"], flush=True)
-    record["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                         "processor": platform.processor() or platform.machine()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    record["machine"] = machine()
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

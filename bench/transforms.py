@@ -9,13 +9,11 @@ path as the study, and reports query videos per second. Writes a JSON record.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
+from record import machine, write_record
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import load_manifest
 from storyhash_core.parallel import ClusterConfig, dask_client
@@ -49,15 +47,11 @@ def main() -> None:
         "videos_per_s": round(len(queries) / elapsed, 3),
         "x264_preset": {"near_lossless": BASE_PRESET, "compress": COMPRESS_PRESET},
         "workers": args.workers or os.cpu_count(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": machine(),
     }
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out)
     for q in failed:
         print(f"FAILED {q.query_id}: {q.error}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
