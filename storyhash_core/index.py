@@ -1,7 +1,11 @@
 """FAISS indexes over L2-normalised vectors (inner product = cosine): build, save, load, search.
 
 ``hnsw`` is the paper's ``IndexHNSWFlat`` (M=16, efConstruction=200, inner product);
-``flat`` is exact ``IndexFlatIP``. A saved index is a folder: ``index.faiss``, ``ids.json``
+``flat`` is exact ``IndexFlatIP``; ``ivfpq`` is for galleries whose float32 vectors do not fit
+in memory: an inverted file of ``nlist`` k-means lists holding ``pq_m``-byte product-quantised
+codes (FAISS ``IndexIVFPQ``), trained on a seeded sample and filled shard by shard
+(:func:`train_ivfpq`, :func:`add_shards`). The vectors are zero-padded to a multiple of
+``pq_m`` first, which changes no inner product. A saved index is a folder: ``index.faiss``, ``ids.json``
 (row -> video id) and ``meta.json`` (how the vectors were made, for the query command).
 """
 
@@ -23,10 +27,14 @@ from .errors import StoryHashError
 
 class IndexSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["hnsw", "flat"] = "hnsw"
-    m: int = Field(16, ge=2)
-    ef_construction: int = Field(200, ge=1)
-    ef_search: int = Field(16, ge=1)  # FAISS's default; the paper does not set it
+    kind: Literal["hnsw", "flat", "ivfpq"] = "hnsw"
+    m: int = Field(16, ge=2)  # hnsw
+    ef_construction: int = Field(200, ge=1)  # hnsw
+    ef_search: int = Field(16, ge=1)  # hnsw; FAISS's default; the paper does not set it
+    nlist: int = Field(1024, ge=1)  # ivfpq: lists; capped at one per 39 training vectors
+    pq_m: int = Field(32, ge=1)  # ivfpq: bytes per vector (an 8-bit code per sub-vector; fewer bits under 256 vectors)
+    nprobe: int = Field(16, ge=1)  # ivfpq: lists visited per query
+    train_size: int = Field(100_000, ge=1)  # ivfpq: vectors sampled (seeded) to train on
 
 
 @dataclass
@@ -38,9 +46,39 @@ class SearchResult:
     latency_ms: np.ndarray
 
 
+def train_ivfpq(sample: np.ndarray, spec: IndexSpec) -> faiss.Index:
+    """An empty IVF-PQ index trained on ``sample`` (database-like vectors)."""
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    n, d = sample.shape
+    padded = -(-d // spec.pq_m) * spec.pq_m
+    nlist = max(1, min(spec.nlist, n // 39))  # k-means wants >= 39 points per centroid
+    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(padded), padded, nlist, spec.pq_m, min(8, max(1, int(np.log2(n)))),
+                           faiss.METRIC_INNER_PRODUCT)
+    ivf.nprobe = spec.nprobe
+    index = faiss.IndexPreTransform(faiss.RemapDimensionsTransform(d, padded, False), ivf) if padded > d else ivf
+    index.train(sample)
+    return index
+
+
+def add_shards(trained: faiss.Index, shards) -> faiss.Index:
+    """Fill a copy of a trained IVF index shard by shard: each shard is encoded into its own
+    copy (as a worker would, possibly elsewhere) and merged in; ids follow the shards' order."""
+    merged = faiss.clone_index(trained)
+    for shard in shards:
+        part = faiss.clone_index(trained)
+        part.add(np.ascontiguousarray(shard, dtype=np.float32))
+        faiss.extract_index_ivf(merged).merge_from(faiss.extract_index_ivf(part), merged.ntotal)
+        merged.ntotal = faiss.extract_index_ivf(merged).ntotal
+    return merged
+
+
 def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     d = vectors.shape[1]
+    if spec.kind == "ivfpq":
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(len(vectors), min(spec.train_size, len(vectors)), replace=False)]
+        return add_shards(train_ivfpq(sample, spec), [vectors])
     if spec.kind == "flat":
         index = faiss.IndexFlatIP(d)
     else:
@@ -82,4 +120,6 @@ def load_index(folder: Path) -> tuple[faiss.Index, list[str], dict[str, Any]]:
     meta = json.loads((folder / "meta.json").read_text())
     if hasattr(index, "hnsw") and "ef_search" in meta.get("index", {}):
         index.hnsw.efSearch = meta["index"]["ef_search"]
+    if meta.get("index", {}).get("kind") == "ivfpq":
+        faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
     return index, ids, meta

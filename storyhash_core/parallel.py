@@ -40,15 +40,19 @@ class Failure:
 
 @contextmanager
 def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
-    """A client for ``config``; a local cluster is started and closed with the block."""
+    """A client for ``config``; a local cluster is started and closed with the block. Prints
+    where the Dask dashboard (live task stream, progress, worker memory) is."""
     if config.address:
         with Client(config.address) as client:
+            print(f"Dask: scheduler {config.address}, dashboard {client.dashboard_link}", flush=True)
             yield client
         return
     n_workers = config.n_workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n_workers, threads_per_worker=config.threads_per_worker,
                       processes=config.processes, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
+        print(f"Dask: local cluster of {n_workers} worker(s) × {config.threads_per_worker} thread(s), "
+              f"dashboard {client.dashboard_link}", flush=True)
         yield client
 
 

@@ -1,10 +1,11 @@
+import faiss
 import numpy as np
 import pandas as pd
 import pytest
 
 from storyhash_core.features import l2_normalize, pool
 from storyhash_core.fusion import MissingBlockError, fuse
-from storyhash_core.index import IndexSpec, build_index, load_index, save_index, search
+from storyhash_core.index import IndexSpec, add_shards, build_index, load_index, save_index, search, train_ivfpq
 from storyhash_core.metrics import per_transform_table, query_rows, summarize
 
 RNG = np.random.default_rng(0)
@@ -118,3 +119,26 @@ def test_rank_is_nan_when_missing_from_the_list():
     assert np.isnan(rows["rank"][0])
     assert summarize(rows.assign(t="x"), ["t"])["recall_at_3"][0] == 0.0
     assert isinstance(rows, pd.DataFrame)
+
+
+def test_ivfpq_finds_noisy_copies_from_shards_and_round_trips(tmp_path):
+    """50-D vectors (padded to 64 for 16 sub-quantizers) in 40 clusters; queries are noisy copies."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 50))
+    gallery = l2_normalize(centres[rng.integers(0, 40, 2000)] + 0.5 * rng.normal(size=(2000, 50)))
+    queries = l2_normalize(gallery[:200] + 0.05 * rng.normal(size=(200, 50)))
+    spec = IndexSpec(kind="ivfpq", nlist=32, pq_m=16, nprobe=8, train_size=1500)
+    trained = train_ivfpq(gallery[rng.choice(2000, 1500, replace=False)], spec)
+    whole, sharded = add_shards(trained, [gallery]), add_shards(trained, [gallery[:700], gallery[700:]])
+    assert whole.ntotal == sharded.ntotal == 2000 and trained.ntotal == 0
+    a, b = search(whole, queries, k=5), search(sharded, queries, k=5)
+    np.testing.assert_array_equal(a.rows, b.rows)  # shard by shard = all at once
+    assert (a.rows[:, 0] == np.arange(200)).mean() >= 0.9  # recall@1 of the true copy
+    exact = (queries * gallery[a.rows[:, 0]]).sum(axis=1)
+    assert np.abs(a.scores[:, 0] - exact).mean() < 0.03  # PQ scores approximate inner products
+    save_index(whole, [f"v{i}" for i in range(2000)], {"index": spec.model_dump()}, tmp_path / "idx")
+    loaded, _, _ = load_index(tmp_path / "idx")
+    assert faiss.extract_index_ivf(loaded).nprobe == 8
+    np.testing.assert_array_equal(search(loaded, queries, k=5).rows, a.rows)
+    small = build_index(gallery[:100], spec)  # fewer vectors than lists or codes: both shrink
+    assert small.ntotal == 100 and faiss.extract_index_ivf(small).nlist == 2
