@@ -6,7 +6,7 @@ PARAMS ?= params/default.yaml
 STAMP  := $(VENV)/.installed
 SAM2   := sam2==1.1.0  # an sdist that builds against the installed torch
 
-.PHONY: help setup study test bench bench-study bench-index data-davis clean-cache
+.PHONY: help setup study test bench bench-index data-davis clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,14 +25,13 @@ study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n 2
 
-bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED)
+bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED; ~30 min)
 	$(BIN)/python bench/transforms.py
 	$(BIN)/python bench/throughput.py
-
-bench-study: $(STAMP)  ## wall time and memory of the real study from an empty cache, then warm (~18 min)
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/study_time.py
 
-bench-index: $(STAMP)  ## HNSW vs flat at 10k/100k/1M vectors (needs outputs/real; ~25 min)
+bench-index: $(STAMP)  ## HNSW and IVF-PQ vs flat at 10k/100k/1M vectors (needs outputs/real; ~30 min)
 	$(BIN)/python bench/index_scale.py
 
 data-davis: $(STAMP)  ## download and unpack DAVIS-2017 trainval 480p into data/davis
