@@ -93,4 +93,5 @@ def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: fl
     todo = [k for k in jobs if k not in done]
     computed, failures = run_batch(client, process_video, [jobs[k] for k in todo], todo,
                                    f"{desc} ({len(done)} cached)", cache_root=str(cache.root))
-    return {k: (done | computed)[k] for k in items if k in done or k in computed}, failures
+    found = done | computed
+    return {k: found[k] for k in items if k in found}, failures
