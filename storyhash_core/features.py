@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from .augment import apply_variant
-from .backbones import BackboneSpec, load_backbone
+from .backbones import BackboneSpec, load_backbone, weights_id
 from .cache import ArtifactCache, atomic_path, spec_key
 from .video import SampledFrames
 
@@ -74,7 +74,7 @@ def feature_path(digest: str, folder_fps: float | None, backbone: BackboneSpec, 
                  cache: ArtifactCache) -> Path:
     """The cache file of one output: keyed by the source's content ``digest``, the weights,
     the sampling (``folder_fps`` only for a frame folder, else None) and the frame variant."""
-    key = spec_key(source=digest, weights=load_backbone(backbone).weights_id, fps=fps, folder_fps=folder_fps,
+    key = spec_key(source=digest, weights=weights_id(backbone), fps=fps, folder_fps=folder_fps,
                    version=FEATURE_VERSION, **({"variant": variant} if variant else {}))
     return cache.path("features", key, ".npz")
 

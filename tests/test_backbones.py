@@ -3,7 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storyhash_core.backbones import BackboneError, BackboneSpec, load_backbone, resize_center_crop, resolve_auto
+from storyhash_core import backbones
+from storyhash_core.backbones import (BackboneError, BackboneSpec, load_backbone, resize_center_crop, resolve_auto,
+                                         weights_id)
 from storyhash_core.backbones.mobilenet import preprocess
 from storyhash_core.features import l2_normalize
 
@@ -74,6 +76,17 @@ def test_clip_path_with_a_tiny_config(tiny_clip):
     np.testing.assert_allclose(e, clip.embed(frames), rtol=1e-5)  # batching and eval mode are deterministic
     np.testing.assert_allclose(e[2:3], clip.embed(frames[2:3]), rtol=1e-4, atol=1e-6)
     assert clip.weights_id.startswith("clip:") and "model.safetensors=" in clip.weights_id
+
+
+def test_cache_keys_name_the_weights_without_loading_a_model(tiny_clip, monkeypatch):
+    specs = [BackboneSpec(name="clip", weights=str(tiny_clip), batch_size=3)]
+    if SHARED_ONNX.is_file():
+        specs.append(BackboneSpec(name="mobilenetv2-onnx", weights=str(SHARED_ONNX), batch_size=3))
+    loaded = [load_backbone(spec).weights_id for spec in specs]
+    weights_id.cache_clear()
+    load_backbone.cache_clear()
+    monkeypatch.setattr(backbones, "load_backbone", lambda spec: pytest.fail(f"{spec.name} loaded for a key"))
+    assert [weights_id(spec) for spec in specs] == loaded  # the same ids the loaded models give
 
 
 def test_clip_offline_error_says_how_to_provide_weights():

@@ -92,6 +92,23 @@ def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, st
         " downloadable, so the weight-free DCT descriptor"
 
 
+@functools.lru_cache(maxsize=8)
+def weights_id(spec: BackboneSpec) -> str:
+    """What identifies a concrete backbone's weights in cache keys (``Backbone.weights_id``),
+    read from the files where they tell, so that looking up a cache entry loads no model; a
+    CLIP hub name needs the loaded model's resolved revision, and dct and pdq load instantly."""
+    path = Path(spec.weights) if spec.weights else None
+    if spec.name == "mobilenetv2-onnx" and path and path.is_file():
+        from .mobilenet import onnx_weights_id
+
+        return onnx_weights_id(path)
+    if spec.name == "clip" and path and path.is_dir():
+        from .clip import folder_weights_id
+
+        return folder_weights_id(path)
+    return load_backbone(spec).weights_id  # also the one place a missing weights file is reported
+
+
 @functools.lru_cache(maxsize=4)
 def load_backbone(spec: BackboneSpec) -> Backbone:
     """Load a concrete backbone (once per process)."""

@@ -8,6 +8,8 @@ Preprocessing is the model's own ``CLIPImageProcessor``; the output is the proje
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..cache import file_digest
@@ -42,13 +44,15 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def _weights_id(model, name_or_path: str) -> str:
-    from pathlib import Path
+def folder_weights_id(folder: Path) -> str:
+    """The weights of a local CLIP folder: its weight and config files' digests."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+    return "clip:" + ",".join(f"{p.name}={file_digest(p)[:16]}" for p in files)
 
-    folder = Path(name_or_path)
-    if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
-        return "clip:" + ",".join(f"{p.name}={file_digest(p)[:16]}" for p in files)
+
+def _weights_id(model, name_or_path: str) -> str:
+    if Path(name_or_path).is_dir():
+        return folder_weights_id(Path(name_or_path))
     return f"clip:{name_or_path}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
 
 

@@ -23,6 +23,10 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     return x
 
 
+def onnx_weights_id(path: Path) -> str:
+    return f"mobilenetv2-onnx:{file_digest(path)}"
+
+
 class MobileNetV2Onnx:
     name = "mobilenetv2-onnx"
     dim = 1280
@@ -42,7 +46,7 @@ class MobileNetV2Onnx:
             raise BackboneError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
         if "embedding" not in {o.name for o in self.session.get_outputs()}:
             raise BackboneError(f"ONNX model {path} has no 'embedding' output (is it the storyhash embedder?)")
-        self.weights_id = f"{self.name}:{file_digest(path)}"
+        self.weights_id = onnx_weights_id(path)
         self.batch_size = batch_size
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
