@@ -19,6 +19,8 @@ from dask.distributed import Client, LocalCluster, as_completed
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from .errors import StoryHashError
+
 
 class ClusterConfig(BaseModel):
     """Where tasks run: ``address`` of a scheduler, or a local cluster of this shape."""
@@ -57,11 +59,28 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
 
 
 def run_batch(client: Client, fn: Callable[..., Any], items: Sequence[Any], keys: Sequence[str],
-              desc: str, **kwargs: Any) -> tuple[dict[str, Any], list[Failure]]:
-    """Run ``fn(item, **kwargs)`` for every item; return results by key and the failures."""
-    futures = {client.submit(fn, item, pure=False, **kwargs): key
-               for item, key in zip(items, keys, strict=True)}
+              desc: str, cached: Callable[[Any], Any] | None = None,
+              **kwargs: Any) -> tuple[dict[str, Any], list[Failure]]:
+    """Run ``fn(item, **kwargs)`` for every item; return results by key and the failures.
+
+    ``cached(item)``, if given, is asked first, in this process: its result (not None) answers
+    an item that needs no work, so a cache hit costs no task. If it raises, the item goes to
+    its task, which meets the same error and records it.
+    """
     results: dict[str, Any] = {}
+    todo = []
+    for item, key in zip(items, keys, strict=True):
+        try:
+            hit = cached(item) if cached is not None else None
+        except (StoryHashError, OSError):
+            hit = None
+        if hit is None:
+            todo.append((item, key))
+        else:
+            results[key] = hit
+    if cached is not None:
+        desc = f"{desc} ({len(results)} cached)"
+    futures = {client.submit(fn, item, pure=False, **kwargs): key for item, key in todo}
     failures: list[Failure] = []
     # in a terminal the bar redraws often; in logs and notebooks every 10 s is enough
     with tqdm(total=len(futures), desc=desc, unit="task", mininterval=0.1 if sys.stderr.isatty() else 10) as bar:

@@ -18,7 +18,6 @@ from dask.distributed import Client
 
 from .backbones import BackboneSpec
 from .cache import ArtifactCache
-from .errors import StoryHashError
 from .features import embed_frames, feature_path, save_features
 from .parallel import Failure, run_batch
 from .tracking import TrackerSpec, save_tracks, track_frames, track_path
@@ -54,8 +53,10 @@ def artifact_paths(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts:
                           track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None)
 
 
-def cached(artifacts: VideoArtifacts) -> bool:
-    return all(f.is_file() for f in artifacts.features) and (artifacts.tracks is None or artifacts.tracks.is_file())
+def cached_artifacts(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts | None:
+    """``job``'s artifacts if every one is in the cache, else None."""
+    a = artifact_paths(job, cache)
+    return a if all(f.is_file() for f in a.features) and (a.tracks is None or a.tracks.is_file()) else None
 
 
 def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
@@ -82,16 +83,7 @@ def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: fl
     """:func:`process_video` for every ``{id: (path, folder_fps)}`` in parallel; returns the
     artifacts by id and the failures (each with its error). Videos whose artifacts are all
     cached are answered here, without a task."""
-    jobs = {k: VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in items}
-    done = {}
-    for key, job in jobs.items():
-        try:
-            if cached(artifacts := artifact_paths(job, cache)):
-                done[key] = artifacts
-        except (StoryHashError, OSError):  # the task fails again and records the error
-            pass
-    todo = [k for k in jobs if k not in done]
-    computed, failures = run_batch(client, process_video, [jobs[k] for k in todo], todo,
-                                   f"{desc} ({len(done)} cached)", cache_root=str(cache.root))
-    found = done | computed
-    return {k: found[k] for k in items if k in found}, failures
+    keys = list(items)
+    jobs = [VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in keys]
+    return run_batch(client, process_video, jobs, keys, desc, cached=lambda job: cached_artifacts(job, cache),
+                     cache_root=str(cache.root))

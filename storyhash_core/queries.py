@@ -15,7 +15,6 @@ from dask.distributed import Client
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
-from .errors import StoryHashError
 from .parallel import run_batch
 from .transforms import Transform, apply_transform, ffmpeg_exe
 from .video import check_exists
@@ -64,22 +63,18 @@ def make_query(job: QueryJob, cache_root: str) -> tuple[Path, bool]:
     return out, False
 
 
+def _cached_query(job: QueryJob, cache: ArtifactCache) -> tuple[Path, bool] | None:
+    out = query_path(job, cache)
+    return (out, True) if out.is_file() else None
+
+
 def generate_queries(client: Client, videos: list[Video], transforms: list[Transform],
                      cache: ArtifactCache) -> list[Query]:
     """Every transform of every video, in parallel; failures are kept with their error."""
     jobs = [QueryJob(v, t) for v in videos for t in transforms]
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
-    done = {}  # cache hits are answered here, without a task
-    for key, job in zip(keys, jobs):
-        try:
-            if (out := query_path(job, cache)).is_file():
-                done[key] = (out, True)
-        except (StoryHashError, OSError):  # the task fails again and records the error
-            pass
-    todo = [i for i, k in enumerate(keys) if k not in done]
-    made, failed = run_batch(client, make_query, [jobs[i] for i in todo], [keys[i] for i in todo],
-                             f"transforms ({len(done)} cached)", cache_root=str(cache.root))
-    done |= made
+    done, failed = run_batch(client, make_query, jobs, keys, "transforms", cached=lambda job: _cached_query(job, cache),
+                             cache_root=str(cache.root))
     errors = {f.key: f.error for f in failed}
     return [
         Query(k, j.video.video_id, j.transform.name, j.transform.family,
