@@ -22,7 +22,7 @@ from storyhash_core.corpus import load_manifest
 from storyhash_core.parallel import ClusterConfig, dask_client
 from storyhash_core.params import StudyParams, resolve_path
 from storyhash_core.pipeline import process_videos
-from storyhash_core.study import baseline_outputs
+from storyhash_core.study import flip_outputs, hash_outputs
 
 MOBILENET = "${STORYHASH_SHARED}/models/mobilenetv2-imagenet-embed.onnx"
 
@@ -39,7 +39,7 @@ def main() -> None:
     items = {v.video_id: (v.path, v.fps) for v in videos}
     params = StudyParams()
     backbone = BackboneSpec(name="mobilenetv2-onnx", weights=str(resolve_path(MOBILENET)))
-    outputs = [(backbone, ""), *baseline_outputs(params, backbone)]
+    outputs = [(backbone, ""), *hash_outputs(params), *flip_outputs(params, backbone)]
     record: dict = {"benchmark": "scale", "videos": len(videos), "outputs": [f"{b.name}{':' + v if v else ''}"
                                                                              for b, v in outputs],
                     "tracker": params.motion.tracker.model_dump(), "runs": []}

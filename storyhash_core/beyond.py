@@ -29,14 +29,14 @@ import pandas as pd
 from .comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from .detection import split_distractors, truth_matrix
 from .errors import StoryHashError
-from .features import load_features, pool
+from .features import VideoFeatures, load_features, pool
 from .figures import rotation_mitigation_figure, save_figure, score_distributions
 from .fusion import fuse
 from .pipeline import Output, process_videos
 from .report import write_table
 from .similarity import chamfer_matrix, max_over_variants, rerank
-from .study import (Blocks, Run, baseline_outputs, extracted_backbone, load_blocks, load_corpus, query_meta_table,
-                    rotation_outputs, run_record, sweep_queries)
+from .study import (Blocks, Run, extracted_backbone, flip_outputs, hash_outputs, load_blocks, load_corpus,
+                    query_meta_table, rotation_outputs, run_record, sweep_queries)
 from .transforms import rotation_sweep
 
 
@@ -114,21 +114,25 @@ def detection_stage(run: Run) -> dict:
 
 # ---- notebook 08: baselines and mitigation -------------------------------------------------
 
-def _frames(paths: list[str]) -> list[np.ndarray]:
-    """The per-frame embeddings of each feature file."""
-    return [load_features(Path(f)).frames for f in paths]
+def _load(paths: list[str]) -> list[VideoFeatures]:
+    return [load_features(Path(f)) for f in paths]
+
+
+def _frames(features: list[VideoFeatures]) -> list[np.ndarray]:
+    """The per-frame embeddings of each video."""
+    return [f.frames for f in features]
 
 
 def _extract(run: Run, client, items: dict[str, tuple[Path, float]], outputs: list[Output],
-             what: str) -> dict[Output, list[str]]:
-    """Feature files of every item for each output (one decode per video); raises if any
-    failed (the cache keeps what succeeded)."""
+             what: str) -> dict[Output, list[VideoFeatures]]:
+    """Features of every item for each output (one decode per video, unless cached); raises
+    if any failed (the cache keeps what succeeded)."""
     done, failed = process_videos(client, items, run.params.sampling.fps, outputs, None, run.cache,
                                   f"{what} features: " + ", ".join(v or b.name for b, v in outputs))
     if failed:
         raise StoryHashError(f"{len(failed)} {what} feature extraction(s) failed, first {failed[0].key}: "
                              f"{failed[0].error} (the cache keeps the rest; fix the input and rerun)")
-    return {output: [str(done[k].features[i]) for k in items] for i, output in enumerate(outputs)}
+    return {output: _load([done[k].features[i] for k in items]) for i, output in enumerate(outputs)}
 
 
 def _items(run: Run, blocks: Blocks) -> tuple[dict, dict]:
@@ -150,8 +154,9 @@ def baselines_stage(run: Run, client) -> dict:
     setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
     files = run.table("files", "artifacts").set_index("id")["features"]
     ref_items, query_items = _items(run, blocks)
-    ref_frames = _frames([files[r] for r in setup.gallery])
-    query_frames = _frames([files[q] for q in blocks.query_ids])
+    ref_frames = _frames(_load([files[r] for r in setup.gallery]))
+    query_features = _load([files[q] for q in blocks.query_ids])
+    query_frames = _frames(query_features)
     pooled = {m: (_pooled(query_frames, m), _pooled(ref_frames, m)) for m in {p.pooling, *p.baselines.poolings}}
 
     matrices = configuration_matrices(run, blocks, setup.gallery)
@@ -163,8 +168,8 @@ def baselines_stage(run: Run, client) -> dict:
     chamfer = chamfer_matrix(query_frames, ref_frames)
     matrices[f"visual_chamfer_top{p.baselines.chamfer_k}"] = rerank(visual, chamfer, p.baselines.chamfer_k)
     backbone = extracted_backbone(run)
-    extra = baseline_outputs(p, backbone)  # computed by notebook 01 with the backbone's features
-    hashed, flips = [o for o in extra if o[0] != backbone], [o for o in extra if o[0] == backbone]
+    hashed, flips = hash_outputs(p), flip_outputs(p, backbone)  # computed by notebook 01
+    extra = hashed + flips
     by_query = _extract(run, client, query_items, extra, "query")
     by_ref = _extract(run, client, {r: ref_items[r] for r in setup.gallery}, extra, "reference")
     for spec, _ in hashed:
@@ -181,25 +186,25 @@ def baselines_stage(run: Run, client) -> dict:
                                     [(m, baseline) for m in matrices if m != baseline])
     flip_table = flip_mitigation(summary, baseline)
     write_table(flip_table, run.path("tables", "flip_mitigation"), ("csv", "md"))
-    costs = stage_costs([files[q] for q in blocks.query_ids], by_query)
+    costs = stage_costs(query_features, by_query)
     entry |= {"methods": list(matrices), "costs": costs | {"gallery_factor_flip_aug_reference": 1 + len(flips)}}
     run.record("baselines", entry)
     return entry
 
 
-def stage_costs(plain: list[str], extra: dict[Output, list[str]]) -> dict[str, float]:
+def stage_costs(plain: list[VideoFeatures], extra: dict[Output, list[VideoFeatures]]) -> dict[str, float]:
     """Median seconds per query, as recorded when its features were computed: decoding and
-    the backbone on the frames (``plain`` feature files), and each ``extra`` output's
-    embedding (a frame hash; the flip variants summed: the extra work of query-side
-    augmentation, which decodes once and embeds several times)."""
-    def median(files: list[str], step: str) -> float:
-        return float(np.median([getattr(load_features(Path(f)), step) for f in files]))
+    the backbone on the frames (``plain``), and each ``extra`` output's embedding (a frame
+    hash; the flip variants summed: the extra work of query-side augmentation, which decodes
+    once and embeds several times)."""
+    def median(features: list[VideoFeatures], step: str) -> float:
+        return float(np.median([getattr(f, step) for f in features]))
 
     costs = {"videos": len(plain), "decode_s": median(plain, "decode_s"), "embed_s": median(plain, "embed_s")}
-    variants = [files for (_, v), files in extra.items() if v]
-    costs |= {f"{b.name}_s": median(files, "embed_s") for (b, v), files in extra.items() if not v}
+    variants = [features for (_, v), features in extra.items() if v]
+    costs |= {f"{b.name}_s": median(features, "embed_s") for (b, v), features in extra.items() if not v}
     if variants:
-        per_query = np.sum([[load_features(Path(f)).embed_s for f in files] for files in variants], axis=0)
+        per_query = np.sum([[f.embed_s for f in features] for features in variants], axis=0)
         costs["variants_embed_s"] = float(np.median(per_query))
     return costs
 

@@ -155,11 +155,15 @@ def _errors(failures: list[Failure]) -> dict[str, str]:
     return out
 
 
-def baseline_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
-    """The per-frame features notebook 08 compares beside the backbone's: the frame hash and
-    the flip variants. Notebook 01 computes them in the same decode as the backbone's."""
-    hashed = [(BackboneSpec(name=params.baselines.frame_hash), "")] if params.baselines.frame_hash else []
-    return hashed + [(backbone, v) for v in params.mitigation.flips]
+def hash_outputs(params: StudyParams) -> list[Output]:
+    """The frame hash notebook 08 compares with the backbone (none, or one). Notebook 01
+    computes it, and :func:`flip_outputs`, in the same decode as the backbone's features."""
+    return [(BackboneSpec(name=params.baselines.frame_hash), "")] if params.baselines.frame_hash else []
+
+
+def flip_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The flipped variants notebook 08 tries against the flip bias."""
+    return [(backbone, v) for v in params.mitigation.flips]
 
 
 def rotation_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
@@ -227,7 +231,7 @@ def extract_stage(run: Run, client) -> dict:
     transforms = resolve(p.transforms)
     queries = generate_queries(client, query_sources(p, videos), transforms, run.cache)
     t_transforms = clock()
-    extra = baseline_outputs(p, backbone)
+    extra = hash_outputs(p) + flip_outputs(p, backbone)
     refs = extract_items(run, client, backbone, {v.video_id: (v.path, v.fps) for v in videos}, "reference", extra)
     probes = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "query",
                            extra)
