@@ -10,14 +10,16 @@ resident memory (``ru_maxrss`` of that process) is its own:
 - ``embed_<backbone>``: frames/s of the embedding pipeline (``features.embed_frames``:
   preprocess + model + L2, from decoded frames) against the bare model's forward pass on
   already preprocessed batches of the same size (``ratio`` = pipeline / bare: the pipeline's
-  overhead), and of decode + pipeline (``with_decode``), for MobileNetV2 (ONNX, the real
-  weights) and CLIP ViT-B/32 (randomly initialised: the same compute as the real model);
+  overhead; the two are timed alternately and the medians over rounds compared), and of
+  decode + pipeline (``with_decode``), for MobileNetV2 (ONNX, the real weights) and CLIP
+  ViT-B/32 (randomly initialised: the same compute as the real model);
 - ``tracking``: seconds per video of the flow tracker (decode excluded) and the motion features.
 
 Threads: one per process (``backbone.threads`` default, one decoder thread), as each Dask
 worker runs; the study runs one such worker per core.
 
     python bench/throughput.py [--manifest M] [--collection davis] [--videos 20] [--out F]
+                               [--rounds 10] [--stages decode,embed_mobilenet,embed_clip,tracking]
 """
 
 from __future__ import annotations
@@ -79,9 +81,12 @@ def clip_random_weights(folder: Path) -> str:
     return str(folder)
 
 
-def embed(videos: list[Video], spec: BackboneSpec) -> dict:
+def embed(videos: list[Video], spec: BackboneSpec, rounds: int = 10) -> dict:
     """Frames/s of the embedding pipeline (from decoded frames, and with the decode) vs the
-    bare model on preprocessed batches."""
+    bare model's forward pass on the same batches, each preprocessed just before its (timed)
+    forward pass so that both sides read their input from a warm cache. The two are timed
+    alternately, ``rounds`` times, and each figure is the median over rounds: the speed of a
+    shared VM drifts, and alternating makes the drift hit both sides of the ratio alike."""
     model = load_backbone(spec)
     embed_frames(sample_frames(videos[0].path, 2.0, videos[0].fps), spec)  # warm-up, not timed
     decoded, decode_s = [], 0.0
@@ -89,20 +94,27 @@ def embed(videos: list[Video], spec: BackboneSpec) -> dict:
         t0 = time.perf_counter()
         decoded.append(sample_frames(v.path, 2.0, v.fps))
         decode_s += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for sampled in decoded:
-        embed_frames(sampled, spec)
-    pipeline_s = time.perf_counter() - t0
-    preprocessed = [model.preprocess(chunk) for chunk in _chunks([s.frames for s in decoded], spec.batch_size)]
-    t0 = time.perf_counter()
-    for batch in preprocessed:
-        model.forward(batch)
-    bare_s = time.perf_counter() - t0
+    chunks = _chunks([s.frames for s in decoded], spec.batch_size)
+    pipeline_s, bare_s = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for sampled in decoded:
+            embed_frames(sampled, spec)
+        pipeline_s.append(time.perf_counter() - t0)
+        bare_s.append(0.0)
+        for chunk in chunks:
+            batch = model.preprocess(chunk)
+            t0 = time.perf_counter()
+            model.forward(batch)
+            bare_s[-1] += time.perf_counter() - t0
     frames = sum(len(s) for s in decoded)
-    pipeline, bare, with_decode = frames / pipeline_s, frames / bare_s, frames / (pipeline_s + decode_s)
-    return {"frames": frames, "batch_size": spec.batch_size, "pipeline_frames_per_s": round(pipeline, 2),
-            "bare_model_frames_per_s": round(bare, 2), "ratio": round(pipeline / bare, 3),
-            "with_decode_frames_per_s": round(with_decode, 2), "with_decode_ratio": round(with_decode / bare, 3)}
+    pipeline_t, bare_t = float(np.median(pipeline_s)), float(np.median(bare_s))
+    with_decode = frames / (pipeline_t + decode_s)
+    return {"frames": frames, "batch_size": spec.batch_size, "rounds": rounds,
+            "pipeline_frames_per_s": round(frames / pipeline_t, 2), "bare_model_frames_per_s": round(frames / bare_t, 2),
+            "ratio": round(bare_t / pipeline_t, 3),
+            "ratio_per_round": [round(b / p, 3) for b, p in zip(bare_s, pipeline_s)],
+            "with_decode_frames_per_s": round(with_decode, 2), "with_decode_ratio": round(with_decode * bare_t / frames, 3)}
 
 
 def _chunks(batches: list[np.ndarray], size: int) -> list[np.ndarray]:
@@ -145,6 +157,17 @@ def run_isolated(stage: str, videos: list[Video], **args) -> dict:
 
 
 STAGES = {"decode": decode, "embed": embed, "tracking": tracking}
+RECORDS = {"decode": "decode", "embed_mobilenet": "embed_mobilenetv2_onnx", "embed_clip": "embed_clip_vit_b32_random",
+           "tracking": "tracking"}  # --stages name: key in the JSON record
+
+
+def stage_args(stage: str, tmp: Path, rounds: int) -> dict:
+    """The arguments of a stage: the backbone and the rounds for the two embedding stages."""
+    if stage == "embed_mobilenet":
+        return {"spec": BackboneSpec(name="mobilenetv2-onnx", weights=str(resolve_path(MOBILENET))), "rounds": rounds}
+    if stage == "embed_clip":
+        return {"spec": BackboneSpec(name="clip", weights=clip_random_weights(tmp)), "rounds": rounds}
+    return {}
 
 
 def main() -> None:
@@ -153,23 +176,21 @@ def main() -> None:
     p.add_argument("--collection", default="davis")
     p.add_argument("--videos", type=int, default=20, help="videos sampled from the collection (default 20)")
     p.add_argument("--out", default="bench/results/throughput.json")
+    p.add_argument("--rounds", type=int, default=10, help="alternating timing rounds of the embed stages (default 10)")
+    p.add_argument("--stages", default=",".join(RECORDS), help=f"comma-separated subset of {','.join(RECORDS)}")
     args = p.parse_args()
+    stages = args.stages.split(",")
+    if unknown := set(stages) - set(RECORDS):
+        p.error(f"unknown stage(s) {','.join(sorted(unknown))}; choose from {','.join(RECORDS)}")
 
     videos = [v for v in load_manifest(resolve_path(args.manifest)) if v.collection == args.collection]
     videos = videos[:: max(1, len(videos) // args.videos)][: args.videos]
     record: dict = {"benchmark": "throughput", "videos": len(videos), "collection": args.collection}
     print(f"{len(videos)} videos; stages run one at a time, each in a fresh process", flush=True)
-    record["decode"] = run_isolated("decode", videos)
-    print("decode", record["decode"], flush=True)
-    mobilenet = BackboneSpec(name="mobilenetv2-onnx", weights=str(resolve_path(MOBILENET)))
-    record["embed_mobilenetv2_onnx"] = run_isolated("embed", videos, spec=mobilenet)
-    print("mobilenet", record["embed_mobilenetv2_onnx"], flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = BackboneSpec(name="clip", weights=clip_random_weights(Path(tmp)))
-        record["embed_clip_vit_b32_random"] = run_isolated("embed", videos, spec=clip)
-    print("clip", record["embed_clip_vit_b32_random"], flush=True)
-    record["tracking"] = run_isolated("tracking", videos)
-    print("tracking", record["tracking"], flush=True)
+    for stage in stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            record[RECORDS[stage]] = run_isolated(stage.split("_")[0], videos, **stage_args(stage, Path(tmp), args.rounds))
+        print(stage, record[RECORDS[stage]], flush=True)
     record["machine"] = machine()
     write_record(record, args.out)
 

@@ -22,6 +22,20 @@ def test_resize_center_crop_geometry():
     assert out[:, 16].mean() > 200 and out[:, 0].mean() < 10
 
 
+def test_resize_center_crop_is_antialiased_and_close_to_area_resampling():
+    import cv2
+
+    stripes = np.zeros((480, 854, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: a plain bilinear shrink would alias them into bands
+    out = resize_center_crop(stripes, 224).astype(int)
+    assert np.abs(out - 127.5).max() <= 2
+    smooth = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (480, 854, 3), np.uint8), (0, 0), 3)
+    area = cv2.resize(smooth[:, 187:667], (224, 224), interpolation=cv2.INTER_AREA)
+    assert np.abs(resize_center_crop(smooth, 224).astype(int) - area).mean() < 1.0
+    for shape in ((481, 641, 3), (225, 300, 3), (100, 120, 3)):  # trimmed to a multiple of k; upscaled
+        assert resize_center_crop(np.zeros(shape, np.uint8), 224).shape == (224, 224, 3)
+
+
 def test_mobilenet_preprocessing_normalises_like_imagenet():
     x = preprocess(np.full((2, 50, 70, 3), 255, np.uint8))
     assert x.shape == (2, 3, 224, 224) and x.dtype == np.float32

