@@ -10,6 +10,14 @@ Hashing a source on every run would cost more than a warm run's other work, so
 :meth:`ArtifactCache.digest` remembers each source's digest under ``digests/``, keyed by
 the path and the size, modification time and inode of every file it hashed (like git's
 index): editing or replacing a file changes its key, and the file is hashed again.
+
+The root is a local folder (a shared filesystem mounted on every node is one too) or an
+``fsspec`` URL such as ``s3://bucket/storyhash-cache``. With a URL, each machine works on a
+local mirror (``$STORYHASH_MIRROR``, default ``~/.cache/storyhash-mirror``, one folder per
+URL): an entry is written locally, then uploaded under a temporary name and renamed into
+place (:meth:`ArtifactCache.publish`); :meth:`ArtifactCache.exists` asks the mirror, then
+the URL; :meth:`ArtifactCache.fetch` downloads an entry into the mirror. Entries never change
+once written (the key is the recipe of the content), so a mirror never goes stale.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 _CHUNK = 1 << 20
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -74,17 +85,71 @@ def _stat_signature(path: Path) -> list:
     return [str(path.resolve())] + [(f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()]]
 
 
-class ArtifactCache:
-    """Maps (kind, key, suffix) to a path under one root directory."""
+def is_url(location: str | Path) -> bool:
+    """Whether ``location`` is an fsspec URL of a non-local filesystem (``file://`` is local)."""
+    return "://" in str(location) and not str(location).startswith("file://")
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+
+def mirror_root(url: str, base: str | Path | None = None) -> Path:
+    """This machine's local folder for the entries at ``url``: a folder named by the URL's
+    hash under ``base`` (default ``$STORYHASH_MIRROR``, else ``~/.cache/storyhash-mirror``)."""
+    base = base or os.environ.get("STORYHASH_MIRROR") or Path.home() / ".cache" / "storyhash-mirror"
+    return Path(base).expanduser() / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def publish_tree(folder: Path, url: str) -> None:
+    """Upload every file under ``folder`` to the same relative paths under ``url``."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.put(f"{folder}/", path, recursive=True)
+
+
+class ArtifactCache:
+    """Maps (kind, key, suffix) to a local path under ``root``: the folder itself, or, for a
+    URL, this machine's mirror of it (:func:`mirror_root`; ``mirror`` is its base folder)."""
+
+    def __init__(self, root: str | Path, mirror: str | Path | None = None) -> None:
+        self.url = str(root)
+        fs, path = fsspec.core.url_to_fs(self.url)
+        self.fs = None if isinstance(fs, LocalFileSystem) else fs
+        self.remote = path.rstrip("/")
+        self.root = Path(path) if self.fs is None else mirror_root(self.url, mirror)
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
+    def _remote(self, path: Path) -> str:
+        return f"{self.remote}/{path.relative_to(self.root).as_posix()}"
+
+    def exists(self, path: Path) -> bool:
+        """Whether the entry at ``path`` is complete here or, for a URL, at the URL."""
+        return path.is_file() or (self.fs is not None and self.fs.exists(self._remote(path)))
+
+    def fetch(self, path: str | Path) -> Path:
+        """``path`` readable on this machine. An entry of a URL cache, named by any machine's
+        mirror (they all end in the same URL-hash folder), is downloaded into this machine's
+        mirror (atomically) if it is not there yet; any other path is returned as it is."""
+        path = Path(path)
+        if self.fs is None or self.root.name not in path.parts:
+            return path
+        local = self.root.joinpath(*path.parts[len(path.parts) - path.parts[::-1].index(self.root.name):])
+        if not local.is_file():
+            with atomic_path(local) as tmp:
+                self.fs.get_file(self._remote(local), str(tmp))
+        return local
+
+    def publish(self, path: Path) -> None:
+        """Upload the finished local entry ``path`` to the URL (a local root: nothing to do),
+        under a temporary name first, so that readers never see a partial entry."""
+        if self.fs is None:
+            return
+        final = self._remote(path)
+        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+        self.fs.put_file(str(path), tmp)
+        self.fs.mv(tmp, final)
+
     def digest(self, source: str | Path) -> str:
-        """:func:`content_digest` of ``source``, hashed once while its files are unchanged."""
+        """:func:`content_digest` of ``source``, hashed once while its files are unchanged (the
+        memo stays on this machine: its key holds this machine's file stats)."""
         memo = self.path("digests", spec_key(stat=_stat_signature(Path(source))), ".txt")
         if memo.is_file():
             return memo.read_text()

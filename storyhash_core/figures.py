@@ -101,13 +101,15 @@ def thumbnail(path: str | Path, height: int, cache: ArtifactCache) -> np.ndarray
     """The middle frame of a video scaled to ``height`` pixels, cached by the video's content."""
     import cv2
 
+    path = cache.fetch(path)  # a query video is a cache entry
     out = cache.path("thumbnails", spec_key(source=cache.digest(path), height=height, frame="middle"), ".png")
-    if out.is_file():
-        return cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    if cache.exists(out):
+        return cv2.cvtColor(cv2.imread(str(cache.fetch(out))), cv2.COLOR_BGR2RGB)
     frame = middle_frame(path)
     width = round(frame.shape[1] * height / frame.shape[0])
     thumb = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
     save_image(thumb, out)
+    cache.publish(out)
     return thumb
 
 

@@ -2,6 +2,8 @@
 
 Paths may use environment variables (``$STORYHASH_SHARED`` defaults to the ``shared``
 folder beside the project checkout) and, when relative, are taken from the project root.
+``cache_dir`` and ``output_dir`` may also be fsspec URLs (``s3://bucket/prefix``), for a
+cluster whose nodes share no filesystem.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .augment import check_variant
 from .backbones import BackboneSpec
+from .cache import is_url, mirror_root
 from .errors import ParamsError
 from .fusion import CONFIGURATIONS
 from .index import IndexSpec
@@ -119,8 +122,8 @@ class StudyParams(_Strict):
     baselines: BaselineParams = BaselineParams()
     mitigation: MitigationParams = MitigationParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
-    cache_dir: str = ".cache/storyhash"
-    output_dir: str = "outputs"
+    cache_dir: str = ".cache/storyhash"  # a folder or an fsspec URL
+    output_dir: str = "outputs"  # a folder or an fsspec URL (the run is written locally, then uploaded)
     cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
@@ -139,6 +142,22 @@ def resolve_path(value: str) -> Path:
     os.environ.setdefault("STORYHASH_SHARED", str(PROJECT_ROOT.parent / "shared"))
     path = Path(os.path.expandvars(value)).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+
+
+def resolve_location(value: str) -> str:
+    """A folder or fsspec URL from params: a URL is kept (``$VARS`` expanded), a path is
+    resolved as :func:`resolve_path` does."""
+    expanded = os.path.expandvars(value)
+    return expanded.rstrip("/") if is_url(expanded) else str(resolve_path(value))
+
+
+def run_location(params: StudyParams) -> tuple[Path, str | None]:
+    """The local folder a run is written to, and the URL it is uploaded to (None: the folder
+    is the destination): with ``output_dir`` at a URL, the folder is in this machine's mirror."""
+    output = resolve_location(params.output_dir)
+    if is_url(output):
+        return mirror_root(output) / params.run_name, f"{output}/{params.run_name}"
+    return Path(output) / params.run_name, None
 
 
 def load_params(path: str | Path) -> StudyParams:

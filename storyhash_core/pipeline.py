@@ -5,13 +5,14 @@ optionally, tracks. The task looks each artifact up in the cache (keys: the sour
 content digest, remembered by :meth:`ArtifactCache.digest`, and each artifact's spec),
 decodes only if something is missing, at the rates the missing artifacts need (one decode
 when the visual rate divides the tracking rate, :func:`~storyhash_core.video.sample_rates`),
-and writes each artifact atomically. :func:`process_videos` runs the tasks on a Dask client.
+and writes each artifact atomically (and, for a cache at a URL, uploads it). :func:`process_videos`
+runs the tasks on a Dask client.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dask.distributed import Client
@@ -47,7 +48,7 @@ class VideoArtifacts:
 
 def artifact_paths(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts:
     """Where the cache keeps ``job``'s artifacts (whether or not they exist yet)."""
-    digest = cache.digest(check_exists(job.path))
+    digest = cache.digest(check_exists(cache.fetch(job.path)))  # a query video may be a cache entry
     folder_fps = job.folder_fps if job.path.is_dir() else None
     return VideoArtifacts(tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs),
                           track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None)
@@ -56,15 +57,17 @@ def artifact_paths(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts:
 def cached_artifacts(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts | None:
     """``job``'s artifacts if every one is in the cache, else None."""
     a = artifact_paths(job, cache)
-    return a if all(f.is_file() for f in a.features) and (a.tracks is None or a.tracks.is_file()) else None
+    return a if all(cache.exists(f) for f in (*a.features, *filter(None, [a.tracks]))) else None
 
 
 def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
     """Every artifact of ``job``, computed unless cached; returns the cache files."""
-    artifacts = artifact_paths(job, ArtifactCache(cache_root))
+    cache = ArtifactCache(cache_root)
+    job = replace(job, path=cache.fetch(job.path))  # a query video is a cache entry
+    artifacts = artifact_paths(job, cache)
     features, tracks = artifacts.features, artifacts.tracks
-    missing = [(o, f) for o, f in zip(job.outputs, features) if not f.is_file()]
-    track_missing = tracks is not None and not tracks.is_file()
+    missing = [(o, f) for o, f in zip(job.outputs, features) if not cache.exists(f)]
+    track_missing = tracks is not None and not cache.exists(tracks)
     if missing or track_missing:
         rates = ([job.fps] if missing else []) + ([job.tracker.fps] if track_missing else [])
         t0 = time.perf_counter()
@@ -72,8 +75,10 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
         decode_s = time.perf_counter() - t0
         for (backbone, variant), out in missing:
             save_features(embed_frames(sampled[job.fps], backbone, variant, decode_s), out)
+            cache.publish(out)
         if track_missing:
             save_tracks(*track_frames(sampled[job.tracker.fps], job.tracker), tracks)
+            cache.publish(tracks)
     return artifacts
 
 
@@ -81,9 +86,12 @@ def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: fl
                    tracker: TrackerSpec | None, cache: ArtifactCache,
                    desc: str = "videos") -> tuple[dict[str, VideoArtifacts], list[Failure]]:
     """:func:`process_video` for every ``{id: (path, folder_fps)}`` in parallel; returns the
-    artifacts by id and the failures (each with its error). Videos whose artifacts are all
-    cached are answered here, without a task."""
+    artifacts by id (on this machine: fetched from a cache at a URL) and the failures (each
+    with its error). Videos whose artifacts are all cached are answered here, without a task."""
     keys = list(items)
     jobs = [VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in keys]
-    return run_batch(client, process_video, jobs, keys, desc, cached=lambda job: cached_artifacts(job, cache),
-                     cache_root=str(cache.root))
+    done, failed = run_batch(client, process_video, jobs, keys, desc, cached=lambda job: cached_artifacts(job, cache),
+                             cache_root=cache.url)
+    local = {k: VideoArtifacts(tuple(map(cache.fetch, a.features)), a.tracks and cache.fetch(a.tracks))
+             for k, a in done.items()}
+    return local, failed

@@ -55,17 +55,19 @@ def query_path(job: QueryJob, cache: ArtifactCache) -> Path:
 
 def make_query(job: QueryJob, cache_root: str) -> tuple[Path, bool]:
     """Generate one query video unless cached; return its path and whether it was a cache hit."""
-    out = query_path(job, ArtifactCache(cache_root))
-    if out.is_file():
+    cache = ArtifactCache(cache_root)
+    out = query_path(job, cache)
+    if cache.exists(out):
         return out, True
     with atomic_path(out) as tmp:
         apply_transform(job.video.path, job.transform, tmp, job.video.fps)
+    cache.publish(out)
     return out, False
 
 
 def _cached_query(job: QueryJob, cache: ArtifactCache) -> tuple[Path, bool] | None:
     out = query_path(job, cache)
-    return (out, True) if out.is_file() else None
+    return (out, True) if cache.exists(out) else None
 
 
 def generate_queries(client: Client, videos: list[Video], transforms: list[Transform],
@@ -74,7 +76,7 @@ def generate_queries(client: Client, videos: list[Video], transforms: list[Trans
     jobs = [QueryJob(v, t) for v in videos for t in transforms]
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
     done, failed = run_batch(client, make_query, jobs, keys, "transforms", cached=lambda job: _cached_query(job, cache),
-                             cache_root=str(cache.root))
+                             cache_root=cache.url)
     errors = {f.key: f.error for f in failed}
     return [
         Query(k, j.video.video_id, j.transform.name, j.transform.family,

@@ -4,7 +4,8 @@
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
 ``run.json`` (a partial rerun updates only its notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
-partly executed notebook is kept for inspection.
+partly executed notebook is kept for inspection. With ``output_dir`` at an fsspec URL the run
+folder is written locally and uploaded after every notebook, the failing one included.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 from .errors import StoryHashError
-from .params import PROJECT_ROOT, load_params, resolve_path
+from .cache import publish_tree
+from .params import PROJECT_ROOT, load_params, run_location
 
 NOTEBOOKS = ("01_extract", "02_fuse", "03_index", "04_robustness", "05_ablation", "06_failure_analysis",
              "07_figures", "08_baselines_mitigation")
@@ -40,7 +42,7 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
 
     params_file = Path(params_file).resolve()
     params = load_params(params_file)
-    run_dir = resolve_path(params.output_dir) / params.run_name
+    run_dir, url = run_location(params)
     rendered = run_dir / "notebooks"
     rendered.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -59,9 +61,14 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
             timings[name] = round(time.perf_counter() - t0, 2)
             if target.is_file():
                 render_html(target)
+            if url:
+                publish_tree(run_dir, url)
     record_path = run_dir / "run.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | timings
     record["wall_time_s"] = round(sum(record["notebook_timings_s"].values()), 2)
     record_path.write_text(json.dumps(record, indent=2, default=str))
+    if url:
+        publish_tree(run_dir, url)
+        print(f"[storyhash] uploaded {run_dir} to {url}", flush=True)
     return run_dir

@@ -41,7 +41,7 @@ from .fusion import fuse
 from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
-from .params import StudyParams, load_params, resolve_path
+from .params import StudyParams, load_params, resolve_location, resolve_path, run_location
 from .parallel import Failure, dask_client
 from .pipeline import Output, process_videos
 from .queries import Query, generate_queries
@@ -64,12 +64,12 @@ class Run:
     @classmethod
     def open(cls, params_file: str | Path, run_dir: str | Path | None = None) -> Run:
         params = load_params(params_file)
-        folder = Path(run_dir) if run_dir else resolve_path(params.output_dir) / params.run_name
+        folder = Path(run_dir) if run_dir else run_location(params)[0]
         return cls(params, folder.resolve(), Path(params_file).resolve())
 
     @property
     def cache(self) -> ArtifactCache:
-        return ArtifactCache(resolve_path(self.params.cache_dir))
+        return ArtifactCache(resolve_location(self.params.cache_dir))
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
