@@ -67,6 +67,27 @@ def _query(args: argparse.Namespace) -> None:
         print(f"{rank:3d}  {score:.4f}  {video_id}")
 
 
+def _cluster(args: argparse.Namespace) -> None:
+    import time
+
+    from .slurm import slurm_cluster
+
+    scheduler_file = Path(args.scheduler_file).expanduser()
+    with slurm_cluster(Path(args.config), scheduler_file) as cluster:
+        if args.dry_run:
+            print(cluster.job_script())
+            return
+        cluster.adapt(minimum_jobs=args.min_jobs, maximum_jobs=args.jobs)
+        print(f"scheduler {cluster.scheduler_address}, dashboard {cluster.dashboard_link}\n"
+              f"up to {args.jobs} SLURM job(s) of workers. In the params: cluster: {{scheduler_file: {scheduler_file}}}\n"
+              "Ctrl-C stops the cluster and cancels its jobs.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping the cluster")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .download import DAVIS_2017_URL
 
@@ -94,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=".", help="output folder (default: current)")
     s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
     s.set_defaults(fn=_transform)
+
+    s = sub.add_parser("cluster", help="start a Dask cluster on SLURM (dask-jobqueue) for study runs to connect to")
+    s.add_argument("--config", default="deploy/slurm.yaml", help="jobqueue YAML (default: %(default)s)")
+    s.add_argument("--scheduler-file", default="~/.storyhash/scheduler.json",
+                   help="where the scheduler writes its address (default: %(default)s)")
+    s.add_argument("--jobs", type=int, default=4, help="most SLURM worker jobs at once (default: %(default)s)")
+    s.add_argument("--min-jobs", type=int, default=0, help="jobs kept while idle (default: %(default)s)")
+    s.add_argument("--dry-run", action="store_true", help="print the worker job script and exit")
+    s.set_defaults(fn=_cluster)
 
     data = sub.add_parser("data", help="make or fetch a corpus").add_subparsers(dest="what", required=True)
     s = data.add_parser("synthetic", help="write the embedded synthetic corpus to a folder")

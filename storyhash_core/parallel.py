@@ -1,7 +1,7 @@
 """One way to run per-video work in parallel: tasks on a ``dask.distributed`` client.
 
-On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address
-it is an existing cluster. :func:`run_batch` submits one task per item, shows a
+On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address or
+scheduler file (``storyhash cluster`` writes one for a SLURM cluster) it is an existing cluster. :func:`run_batch` submits one task per item, shows a
 progress bar, and returns every result and every failure (with its error) — nothing
 is silently dropped.
 """
@@ -13,23 +13,32 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dask.distributed import Client, LocalCluster, as_completed
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from .errors import StoryHashError
 
 
 class ClusterConfig(BaseModel):
-    """Where tasks run: ``address`` of a scheduler, or a local cluster of this shape."""
+    """Where tasks run: the scheduler at ``address`` or named by ``scheduler_file``, or else a
+    local cluster of this shape."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     address: str | None = None
+    scheduler_file: str | None = None
     n_workers: int | None = Field(None, ge=1)  # None: one per core
     threads_per_worker: int = Field(1, ge=1)
     processes: bool = True
+
+    @model_validator(mode="after")
+    def _one_scheduler(self) -> ClusterConfig:
+        if self.address and self.scheduler_file:
+            raise ValueError("give cluster.address or cluster.scheduler_file, not both")
+        return self
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,15 @@ class Failure:
 def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     """A client for ``config``; a local cluster is started and closed with the block. Prints
     where the Dask dashboard (live task stream, progress, worker memory) is."""
-    if config.address:
-        with Client(config.address) as client:
-            print(f"Dask: scheduler {config.address}, dashboard {client.dashboard_link}", flush=True)
+    if config.address or config.scheduler_file:
+        if config.scheduler_file and not Path(config.scheduler_file).expanduser().is_file():
+            raise StoryHashError(f"scheduler file {config.scheduler_file} not found: start the cluster first"
+                                 " (storyhash cluster), or drop cluster.scheduler_file from the params")
+        where = {"scheduler_file": str(Path(config.scheduler_file).expanduser())} if config.scheduler_file \
+            else {"address": config.address}
+        with Client(**where, timeout=30) as client:
+            print(f"Dask: scheduler {client.scheduler.address}, {len(client.scheduler_info()['workers'])} worker(s)"
+                  f" now, dashboard {client.dashboard_link}", flush=True)
             yield client
         return
     n_workers = config.n_workers or os.cpu_count() or 1
