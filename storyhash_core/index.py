@@ -5,8 +5,11 @@
 in memory: an inverted file of ``nlist`` k-means lists holding ``pq_m``-byte product-quantised
 codes (FAISS ``IndexIVFPQ``), trained on a seeded sample and filled shard by shard
 (:func:`train_ivfpq`, :func:`add_shards`). The vectors are zero-padded to a multiple of
-``pq_m`` first, which changes no inner product. A saved index is a folder: ``index.faiss``, ``ids.json``
-(row -> video id) and ``meta.json`` (how the vectors were made, for the query command).
+``pq_m`` first, which changes no inner product. With ``rerank`` > 0 the IVF-PQ's top
+``rerank`` candidates are re-scored exactly against the float32 vectors (:class:`Reranked`),
+which a loaded index memory-maps from disk: memory holds the codes, disk the vectors.
+A saved index is a folder: ``index.faiss``, ``vectors.npy`` (re-ranked indexes only),
+``ids.json`` (row -> video id) and ``meta.json`` (how the vectors were made, for the query command).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class IndexSpec(BaseModel):
     pq_m: int = Field(32, ge=1)  # ivfpq: bytes per vector (an 8-bit code per sub-vector; fewer bits under 256 vectors)
     nprobe: int = Field(16, ge=1)  # ivfpq: lists visited per query
     train_size: int = Field(100_000, ge=1)  # ivfpq: vectors sampled (seeded) to train on
+    rerank: int = Field(0, ge=0)  # ivfpq: candidates re-scored exactly from the float32 vectors on disk (0: none)
 
 
 @dataclass
@@ -44,6 +48,30 @@ class SearchResult:
     scores: np.ndarray
     rows: np.ndarray
     latency_ms: np.ndarray
+
+
+@dataclass
+class Reranked:
+    """An approximate ``index`` whose top ``candidates`` are re-scored exactly by inner product
+    with ``vectors`` (a memory-mapped ``.npy`` once loaded: a search reads only the candidates'
+    rows). Searches like a FAISS index."""
+
+    index: faiss.Index
+    vectors: np.ndarray
+    candidates: int
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        _, rows = self.index.search(queries, max(k, self.candidates))
+        scores = np.full(rows.shape, -np.inf, np.float32)
+        for i, (query, found) in enumerate(zip(queries, rows)):
+            valid = found >= 0
+            scores[i, valid] = self.vectors[found[valid]] @ query
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
 def train_ivfpq(sample: np.ndarray, spec: IndexSpec) -> faiss.Index:
@@ -72,13 +100,14 @@ def add_shards(trained: faiss.Index, shards) -> faiss.Index:
     return merged
 
 
-def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index:
+def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index | Reranked:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     d = vectors.shape[1]
     if spec.kind == "ivfpq":
         rng = np.random.default_rng(0)
         sample = vectors[rng.choice(len(vectors), min(spec.train_size, len(vectors)), replace=False)]
-        return add_shards(train_ivfpq(sample, spec), [vectors])
+        ivf = add_shards(train_ivfpq(sample, spec), [vectors])
+        return Reranked(ivf, vectors, spec.rerank) if spec.rerank else ivf
     if spec.kind == "flat":
         index = faiss.IndexFlatIP(d)
     else:
@@ -89,7 +118,7 @@ def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Ind
     return index
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int) -> SearchResult:
+def search(index: faiss.Index | Reranked, queries: np.ndarray, k: int) -> SearchResult:
     """Search queries one at a time (as a service would), timing each."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = min(k, index.ntotal)
@@ -104,15 +133,18 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> SearchResult:
     return SearchResult(scores, rows, latency)
 
 
-def save_index(index: faiss.Index, ids: list[str], meta: dict[str, Any], folder: Path) -> None:
+def save_index(index: faiss.Index | Reranked, ids: list[str], meta: dict[str, Any], folder: Path) -> None:
     """Write the index folder atomically (a reader never sees a half-written one)."""
     with atomic_dir(folder, replace=True) as tmp:
+        if isinstance(index, Reranked):
+            np.save(tmp / "vectors.npy", np.asarray(index.vectors, dtype=np.float32))
+            index = index.index
         faiss.write_index(index, str(tmp / "index.faiss"))
         (tmp / "ids.json").write_text(json.dumps(ids))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
-def load_index(folder: Path) -> tuple[faiss.Index, list[str], dict[str, Any]]:
+def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[str, Any]]:
     if not (folder / "index.faiss").is_file():
         raise StoryHashError(f"no index in {folder} (run the study first; it saves <run>/index)")
     index = faiss.read_index(str(folder / "index.faiss"))
@@ -122,4 +154,6 @@ def load_index(folder: Path) -> tuple[faiss.Index, list[str], dict[str, Any]]:
         index.hnsw.efSearch = meta["index"]["ef_search"]
     if meta.get("index", {}).get("kind") == "ivfpq":
         faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
+        if meta["index"].get("rerank"):
+            index = Reranked(index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"])
     return index, ids, meta

@@ -142,3 +142,22 @@ def test_ivfpq_finds_noisy_copies_from_shards_and_round_trips(tmp_path):
     np.testing.assert_array_equal(search(loaded, queries, k=5).rows, a.rows)
     small = build_index(gallery[:100], spec)  # fewer vectors than lists or codes: both shrink
     assert small.ntotal == 100 and faiss.extract_index_ivf(small).nlist == 2
+
+
+def test_ivfpq_rerank_restores_exact_top1_from_vectors_on_disk(tmp_path):
+    """4-byte codes cannot tell near neighbours apart; re-scoring 50 candidates exactly can."""
+    rng = np.random.default_rng(4)
+    gallery = l2_normalize(rng.normal(size=(3000, 48)))
+    queries = l2_normalize(gallery[:300] + 0.1 * rng.normal(size=(300, 48)))
+    exact = (queries @ gallery.T).argmax(axis=1)
+    coarse = IndexSpec(kind="ivfpq", nlist=16, pq_m=4, nprobe=16, train_size=3000)
+    plain = search(build_index(gallery, coarse), queries, k=3)
+    reranked = build_index(gallery, coarse.model_copy(update={"rerank": 50}))
+    fine = search(reranked, queries, k=3)
+    assert (plain.rows[:, 0] == exact).mean() < 0.8 <= (fine.rows[:, 0] == exact).mean() - 0.15
+    np.testing.assert_allclose(fine.scores, np.take_along_axis(queries @ gallery.T, fine.rows, axis=1), rtol=1e-5)
+    assert (np.diff(fine.scores, axis=1) <= 0).all()  # best first
+    save_index(reranked, [f"v{i}" for i in range(3000)], {"index": coarse.model_dump() | {"rerank": 50}}, tmp_path / "i")
+    loaded, _, _ = load_index(tmp_path / "i")
+    assert isinstance(loaded.vectors, np.memmap)  # the vectors stay on disk
+    np.testing.assert_array_equal(search(loaded, queries, k=3).rows, fine.rows)
