@@ -23,7 +23,7 @@ from .backbones import BackboneSpec, load_backbone, weights_id
 from .cache import ArtifactCache, atomic_path, spec_key
 from .video import SampledFrames
 
-FEATURE_VERSION = 4  # 4: two-step anti-aliased shrink (box for the whole factor, then bilinear)
+FEATURE_VERSION = 5  # 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
 Pooling = Literal["median", "mean", "max"]
 
 
