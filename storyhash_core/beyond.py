@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .cache import ArtifactCache
 from .comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
 from .detection import split_distractors, truth_matrix
 from .errors import StoryHashError
@@ -114,8 +115,9 @@ def detection_stage(run: Run) -> dict:
 
 # ---- notebook 08: baselines and mitigation -------------------------------------------------
 
-def _load(paths: list[str]) -> list[VideoFeatures]:
-    return [load_features(Path(f)) for f in paths]
+def _load(paths: list, cache: ArtifactCache) -> list[VideoFeatures]:
+    """Features of cache entries (fetched if the cache is at a URL)."""
+    return [load_features(cache.fetch(f)) for f in paths]
 
 
 def _frames(features: list[VideoFeatures]) -> list[np.ndarray]:
@@ -132,7 +134,7 @@ def _extract(run: Run, client, items: dict[str, tuple[Path, float]], outputs: li
     if failed:
         raise StoryHashError(f"{len(failed)} {what} feature extraction(s) failed, first {failed[0].key}: "
                              f"{failed[0].error} (the cache keeps the rest; fix the input and rerun)")
-    return {output: _load([done[k].features[i] for k in items]) for i, output in enumerate(outputs)}
+    return {output: _load([done[k].features[i] for k in items], run.cache) for i, output in enumerate(outputs)}
 
 
 def _items(run: Run, blocks: Blocks) -> tuple[dict, dict]:
@@ -154,8 +156,8 @@ def baselines_stage(run: Run, client) -> dict:
     setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
     files = run.table("files", "artifacts").set_index("id")["features"]
     ref_items, query_items = _items(run, blocks)
-    ref_frames = _frames(_load([files[r] for r in setup.gallery]))
-    query_features = _load([files[q] for q in blocks.query_ids])
+    ref_frames = _frames(_load([files[r] for r in setup.gallery], run.cache))
+    query_features = _load([files[q] for q in blocks.query_ids], run.cache)
     query_frames = _frames(query_features)
     pooled = {m: (_pooled(query_frames, m), _pooled(ref_frames, m)) for m in {p.pooling, *p.baselines.poolings}}
 

@@ -15,8 +15,9 @@ The root is a local folder (a shared filesystem mounted on every node is one too
 ``fsspec`` URL such as ``s3://bucket/storyhash-cache``. With a URL, each machine works on a
 local mirror (``$STORYHASH_MIRROR``, default ``~/.cache/storyhash-mirror``, one folder per
 URL): an entry is written locally, then uploaded under a temporary name and renamed into
-place (:meth:`ArtifactCache.publish`); :meth:`ArtifactCache.exists` asks the mirror, then
-the URL; :meth:`ArtifactCache.fetch` downloads an entry into the mirror. Entries never change
+place (:meth:`ArtifactCache.publish`); :meth:`ArtifactCache.exists` asks the URL, the one
+authority (a mirror may hold an entry whose upload never finished: it is made and uploaded
+again); :meth:`ArtifactCache.fetch` downloads an entry into the mirror. Entries never change
 once written (the key is the recipe of the content), so a mirror never goes stale.
 """
 
@@ -103,14 +104,24 @@ def publish_tree(folder: Path, url: str) -> None:
     fs.put(f"{folder}/", path, recursive=True)
 
 
+def fetch_tree(url: str, folder: Path) -> bool:
+    """Download everything under ``url`` into ``folder``; False if there is nothing there."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    fs.get(f"{path}/", str(folder), recursive=True)
+    return True
+
+
 class ArtifactCache:
     """Maps (kind, key, suffix) to a local path under ``root``: the folder itself, or, for a
     URL, this machine's mirror of it (:func:`mirror_root`; ``mirror`` is its base folder)."""
 
     def __init__(self, root: str | Path, mirror: str | Path | None = None) -> None:
-        self.url = str(root)
-        fs, path = fsspec.core.url_to_fs(self.url)
+        fs, path = fsspec.core.url_to_fs(str(root))
         self.fs = None if isinstance(fs, LocalFileSystem) else fs
+        self.url = str(root) if self.fs is not None else path  # what workers are given: absolute
         self.remote = path.rstrip("/")
         self.root = Path(path) if self.fs is None else mirror_root(self.url, mirror)
 
@@ -121,8 +132,8 @@ class ArtifactCache:
         return f"{self.remote}/{path.relative_to(self.root).as_posix()}"
 
     def exists(self, path: Path) -> bool:
-        """Whether the entry at ``path`` is complete here or, for a URL, at the URL."""
-        return path.is_file() or (self.fs is not None and self.fs.exists(self._remote(path)))
+        """Whether the entry at ``path`` is complete: in the folder, or, for a URL, at the URL."""
+        return path.is_file() if self.fs is None else self.fs.exists(self._remote(path))
 
     def fetch(self, path: str | Path) -> Path:
         """``path`` readable on this machine. An entry of a URL cache, named by any machine's
@@ -139,13 +150,18 @@ class ArtifactCache:
 
     def publish(self, path: Path) -> None:
         """Upload the finished local entry ``path`` to the URL (a local root: nothing to do),
-        under a temporary name first, so that readers never see a partial entry."""
+        under a temporary name first, so that readers never see a partial entry (on an object
+        store, where one upload is already all or nothing, this costs a server-side copy)."""
         if self.fs is None:
             return
         final = self._remote(path)
         tmp = f"{final}.{uuid.uuid4().hex}.tmp"
-        self.fs.put_file(str(path), tmp)
-        self.fs.mv(tmp, final)
+        try:
+            self.fs.put_file(str(path), tmp)
+            self.fs.mv(tmp, final)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
 
     def digest(self, source: str | Path) -> str:
         """:func:`content_digest` of ``source``, hashed once while its files are unchanged (the

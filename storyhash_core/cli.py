@@ -68,15 +68,19 @@ def _query(args: argparse.Namespace) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> None:
+    import signal
+    import tempfile
     import time
 
     from .slurm import slurm_cluster
 
+    if args.dry_run:  # a scheduler of its own: the live cluster's scheduler file stays untouched
+        with tempfile.TemporaryDirectory() as tmp, slurm_cluster(Path(args.config), Path(tmp) / "s.json") as cluster:
+            print(cluster.job_script())
+        return
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # scancel / walltime: close cleanly
     scheduler_file = Path(args.scheduler_file).expanduser()
     with slurm_cluster(Path(args.config), scheduler_file) as cluster:
-        if args.dry_run:
-            print(cluster.job_script())
-            return
         cluster.adapt(minimum_jobs=args.min_jobs, maximum_jobs=args.jobs)
         print(f"scheduler {cluster.scheduler_address}, dashboard {cluster.dashboard_link}\n"
               f"up to {args.jobs} SLURM job(s) of workers. In the params: cluster: {{scheduler_file: {scheduler_file}}}\n"
@@ -85,7 +89,7 @@ def _cluster(args: argparse.Namespace) -> None:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            print("stopping the cluster")
+            print("stopping the cluster", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

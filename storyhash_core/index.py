@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .cache import atomic_dir
 from .errors import StoryHashError
@@ -39,6 +39,12 @@ class IndexSpec(BaseModel):
     nprobe: int = Field(16, ge=1)  # ivfpq: lists visited per query
     train_size: int = Field(100_000, ge=1)  # ivfpq: vectors sampled (seeded) to train on
     rerank: int = Field(0, ge=0)  # ivfpq: candidates re-scored exactly from the float32 vectors on disk (0: none)
+
+    @model_validator(mode="after")
+    def _rerank_for_ivfpq(self) -> IndexSpec:
+        if self.rerank and self.kind != "ivfpq":
+            raise ValueError(f"index.rerank applies to kind ivfpq only (kind {self.kind!r} scores exactly already)")
+        return self
 
 
 @dataclass
@@ -155,5 +161,7 @@ def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[st
     if meta.get("index", {}).get("kind") == "ivfpq":
         faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
         if meta["index"].get("rerank"):
+            if not (folder / "vectors.npy").is_file():
+                raise StoryHashError(f"{folder} is a re-ranked index without vectors.npy: save the index again")
             index = Reranked(index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"])
     return index, ids, meta

@@ -148,7 +148,9 @@ def resolve_location(value: str) -> str:
     """A folder or fsspec URL from params: a URL is kept (``$VARS`` expanded), a path is
     resolved as :func:`resolve_path` does."""
     expanded = os.path.expandvars(value)
-    return expanded.rstrip("/") if is_url(expanded) else str(resolve_path(value))
+    if is_url(expanded):
+        return expanded.rstrip("/")
+    return str(resolve_path(expanded.removeprefix("file://")))
 
 
 def run_location(params: StudyParams) -> tuple[Path, str | None]:

@@ -3,7 +3,8 @@
 ``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` … ``08_baselines_mitigation.ipynb``
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
-``run.json`` (a partial rerun updates only its notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
+``run.json`` after each notebook, a failing one included (a partial rerun updates only its
+notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
 partly executed notebook is kept for inspection. With ``output_dir`` at an fsspec URL the run
 folder is written locally and uploaded after every notebook, the failing one included.
 """
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from .errors import StoryHashError
-from .cache import publish_tree
+from .cache import atomic_path, fetch_tree, publish_tree
 from .params import PROJECT_ROOT, load_params, run_location
 
 NOTEBOOKS = ("01_extract", "02_fuse", "03_index", "04_robustness", "05_ablation", "06_failure_analysis",
@@ -35,6 +36,15 @@ def render_html(notebook: Path) -> Path:
     return html
 
 
+def record_timing(record_path: Path, notebook: str, seconds: float) -> None:
+    """Set ``notebook``'s wall time in ``run.json`` (atomically), keeping the other notebooks'."""
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | {notebook: round(seconds, 2)}
+    record["wall_time_s"] = round(sum(record["notebook_timings_s"].values()), 2)
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
+
+
 def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOKS,
                   source: Path = PROJECT_ROOT / "notebooks") -> Path:
     """Execute the sequence for ``params_file``; return the run folder."""
@@ -43,9 +53,10 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
     params_file = Path(params_file).resolve()
     params = load_params(params_file)
     run_dir, url = run_location(params)
+    if url and not (run_dir / "run.json").is_file() and fetch_tree(url, run_dir):
+        print(f"[storyhash] continuing the run at {url} (downloaded to {run_dir})", flush=True)
     rendered = run_dir / "notebooks"
     rendered.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     for name in notebooks:
         target = rendered / f"{name}.ipynb"
         print(f"[storyhash] {name} -> {target}", flush=True)
@@ -58,17 +69,11 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
             raise NotebookError(f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
                                 f"{exc.evalue.splitlines()[0] if exc.evalue else ''}") from None
         finally:
-            timings[name] = round(time.perf_counter() - t0, 2)
+            record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
             if target.is_file():
                 render_html(target)
             if url:
                 publish_tree(run_dir, url)
-    record_path = run_dir / "run.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | timings
-    record["wall_time_s"] = round(sum(record["notebook_timings_s"].values()), 2)
-    record_path.write_text(json.dumps(record, indent=2, default=str))
     if url:
-        publish_tree(run_dir, url)
         print(f"[storyhash] uploaded {run_dir} to {url}", flush=True)
     return run_dir

@@ -195,14 +195,15 @@ def extract_items(run: Run, client, backbone: BackboneSpec, items: dict[str, tup
     return pd.DataFrame(rows)
 
 
-def tracking_vs_truth(videos: list[Video], files: pd.DataFrame, truth_csv: Path) -> pd.DataFrame:
+def tracking_vs_truth(videos: list[Video], files: pd.DataFrame, truth_csv: Path, cache: ArtifactCache) -> pd.DataFrame:
     """Reference tracks scored against the synthetic corpus's known trajectories."""
     truth = pd.read_csv(truth_csv)
     by_id = files.set_index("id")["tracks"]
     rows = []
     for v in videos:
         if by_id.get(v.video_id):
-            score = score_tracks(load_tracks(Path(by_id[v.video_id]))[0], truth[truth["video_id"] == v.video_id], v.fps)
+            tracks = load_tracks(cache.fetch(by_id[v.video_id]))[0]
+            score = score_tracks(tracks, truth[truth["video_id"] == v.video_id], v.fps)
             rows.append({"video_id": v.video_id, **asdict(score), "recall": score.recall, "precision": score.precision})
     return pd.DataFrame(rows)
 
@@ -217,7 +218,7 @@ def draw_tracks(run: Run, videos: list[Video], files: pd.DataFrame) -> list[Path
         frames = sample_frames(v.path, run.params.motion.tracker.fps, v.fps).frames
         out = run.path("figures", f"tracks_{v.video_id}.png")
         with atomic_path(out) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(track_strip(frames, load_tracks(Path(by_id[v.video_id]))[0]),
+            cv2.imwrite(str(tmp), cv2.cvtColor(track_strip(frames, load_tracks(run.cache.fetch(by_id[v.video_id]))[0]),
                                                cv2.COLOR_RGB2BGR))
         written.append(out)
     return written
@@ -272,7 +273,8 @@ def extract_stage(run: Run, client) -> dict:
         entry["tracking_share_of_extraction"] = float(costs["tracking_s"].sum() / costs[timing].sum().sum())
         draw_tracks(run, videos, refs)
         if p.corpus.kind == "synthetic":
-            truth = tracking_vs_truth(videos, refs, synthetic_corpus(p.corpus.synthetic, run.cache).parent / GROUND_TRUTH)
+            truth = tracking_vs_truth(videos, refs, synthetic_corpus(p.corpus.synthetic, run.cache).parent / GROUND_TRUTH,
+                                      run.cache)
             write_table(truth, run.path("tables", "tracking_vs_truth"), ("csv", "md"))
             entry["tracking_vs_truth"] = {
                 "recall": float(truth["matched"].sum() / truth["truth_points"].sum()),
@@ -295,11 +297,13 @@ class Blocks:
     scaler: MinMax | None
 
 
-def blocks_for(files: pd.DataFrame, params: StudyParams, scaler: MinMax | None) -> tuple[dict, MinMax | None]:
-    """Blocks for the rows of ``files``; the action scaler is fitted here when none is given."""
-    blocks = {"visual": np.stack([load_features(Path(f)).pooled(params.pooling) for f in files["features"]])}
+def blocks_for(files: pd.DataFrame, params: StudyParams, scaler: MinMax | None,
+               cache: ArtifactCache) -> tuple[dict, MinMax | None]:
+    """Blocks for the rows of ``files`` (cache entries, fetched if the cache is at a URL); the
+    action scaler is fitted here when none is given."""
+    blocks = {"visual": np.stack([load_features(cache.fetch(f)).pooled(params.pooling) for f in files["features"]])}
     if params.motion.enabled:
-        action, graph = motion_blocks([load_tracks(Path(t))[0] for t in files["tracks"]])
+        action, graph = motion_blocks([load_tracks(cache.fetch(t))[0] for t in files["tracks"]])
         scaler = scaler or MinMax.fit(action)
         blocks |= {"action": scaler.apply(action), "graph": graph, "action_raw": action}
     return blocks, scaler
@@ -313,8 +317,8 @@ def fuse_stage(run: Run) -> Blocks:
     refs = ok[ok["role"] == "reference"]
     usable = set(queries.loc[queries["error"] == "", "query_id"])
     probes = ok[(ok["role"] == "query") & ok["id"].isin(usable)]
-    ref_blocks, scaler = blocks_for(refs, run.params, None)
-    probe_blocks, _ = blocks_for(probes, run.params, scaler)
+    ref_blocks, scaler = blocks_for(refs, run.params, None, run.cache)
+    probe_blocks, _ = blocks_for(probes, run.params, scaler, run.cache)
     blocks = Blocks(list(refs["id"]), ref_blocks, list(probes["id"]), probe_blocks, scaler)
     save_blocks(blocks, run.path("artifacts", "blocks.npz"))
     if scaler is not None:
@@ -457,7 +461,7 @@ def rotation_sweep_stage(run: Run, client) -> pd.DataFrame:
     files = extract_items(run, client, backbone, {q.query_id: (q.path, 24.0) for q in queries if q.path}, "sweep",
                           rotation_outputs(p, backbone))
     files = files[files["error"] == ""]
-    probe_blocks, _ = blocks_for(files, p, blocks.scaler)
+    probe_blocks, _ = blocks_for(files, p, blocks.scaler, run.cache)
     rows, _ = search_configurations(run, list(files["id"]), probe_blocks, meta, blocks.ref_ids, blocks.refs)
     rows["angle"] = rows["transform"].str.removeprefix("rotate_").astype(float)
     table = (rows.groupby(["configuration", "angle"], sort=False)

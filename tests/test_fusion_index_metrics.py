@@ -160,4 +160,6 @@ def test_ivfpq_rerank_restores_exact_top1_from_vectors_on_disk(tmp_path):
     save_index(reranked, [f"v{i}" for i in range(3000)], {"index": coarse.model_dump() | {"rerank": 50}}, tmp_path / "i")
     loaded, _, _ = load_index(tmp_path / "i")
     assert isinstance(loaded.vectors, np.memmap)  # the vectors stay on disk
+    with pytest.raises(ValueError, match="ivfpq only"):
+        IndexSpec(kind="hnsw", rerank=10)
     np.testing.assert_array_equal(search(loaded, queries, k=3).rows, fine.rows)

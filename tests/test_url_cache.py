@@ -5,6 +5,7 @@ is uploaded after every notebook, a failing one included."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -17,7 +18,7 @@ from storyhash_core.backbones import BackboneSpec
 from storyhash_core.cache import ArtifactCache, atomic_path
 from storyhash_core.corpus import Video
 from storyhash_core.features import load_features
-from storyhash_core.params import load_params, run_location
+from storyhash_core.params import load_params, resolve_location, run_location
 from storyhash_core.pipeline import VideoJob, cached_artifacts, process_video, process_videos
 from storyhash_core.queries import generate_queries
 from storyhash_core.runner import NotebookError, run_notebooks
@@ -44,8 +45,9 @@ def test_entries_are_uploaded_atomically_and_fetched_by_another_machine(tmp_path
     entry = a.path("features", "ab" * 32, ".npz")
     with atomic_path(entry) as tmp:
         tmp.write_bytes(b"content")
-    assert a.exists(entry) and not b.exists(b.path("features", "ab" * 32, ".npz"))  # not uploaded yet
+    assert not a.exists(entry)  # only in a's mirror (an upload that never finished): not an entry yet
     a.publish(entry)
+    assert a.exists(entry)
     there = b.path("features", "ab" * 32, ".npz")
     assert b.exists(there) and not there.is_file()  # at the URL, not yet on machine b
     assert b.fetch(entry) == there and there.read_bytes() == b"content"  # a's path, b's mirror
@@ -110,3 +112,17 @@ def test_a_run_at_a_url_is_uploaded_after_every_notebook(tmp_path, monkeypatch):
         run_notebooks(params, ("a", "b"), source=tmp_path)
     names = {p.split("/r/", 1)[1] for p in remote_files(run_url)}
     assert {"tables/t.csv", "notebooks/a.ipynb", "notebooks/a.html", "notebooks/b.ipynb"} <= names
+
+    monkeypatch.setenv("STORYHASH_MIRROR", str(tmp_path / "elsewhere"))  # another machine goes on
+    _notebook(tmp_path / "c.ipynb", "from pathlib import Path\nt = Path(run_dir) / 'tables'\n"
+                                    "(t / 'u.csv').write_text((t / 't.csv').read_text() + 'y')")
+    run_notebooks(params, ("c",), source=tmp_path)
+    fs, path = fsspec.core.url_to_fs(run_url)
+    assert fs.cat(f"{path}/tables/u.csv") == b"xy"  # read what the first machine uploaded
+    assert set(json.loads(fs.cat(f"{path}/run.json"))["notebook_timings_s"]) == {"a", "b", "c"}
+
+
+def test_file_urls_are_local_folders(tmp_path):
+    assert resolve_location(f"file://{tmp_path}/cache") == str(tmp_path / "cache")
+    cache = ArtifactCache(f"file://{tmp_path}/cache")
+    assert cache.fs is None and cache.root == tmp_path / "cache" and cache.url == str(tmp_path / "cache")
