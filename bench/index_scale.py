@@ -49,7 +49,7 @@ import pandas as pd
 from record import machine, write_record
 from storyhash_core.features import l2_normalize
 from storyhash_core.fusion import fuse
-from storyhash_core.index import IndexSpec, Reranked, train_ivfpq
+from storyhash_core.index import IndexSpec, Reranked, faiss_index, train_ivfpq
 from storyhash_core.params import resolve_path
 
 SEED = 0
@@ -194,10 +194,9 @@ def build(kind: IndexKind, real: RealData, n: int, sigma: float, label: str,
 
 def index_bytes(index: faiss.Index | Reranked) -> int:
     """Bytes of the serialised index (for a re-ranked one, of its in-memory part)."""
-    index = index.index if isinstance(index, Reranked) else index
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "index.faiss")
-        faiss.write_index(index, path)
+        faiss.write_index(faiss_index(index), path)
         return os.path.getsize(path)
 
 
@@ -235,8 +234,7 @@ def measure_kind(real: RealData, n: int, sigma: float, name: str, scratch: Path,
     records = []
     for setting in kind.settings:
         for key, value in setting.items():
-            faiss.ParameterSpace().set_index_parameter(index.index if isinstance(index, Reranked) else index,
-                                                       key, value)
+            faiss.ParameterSpace().set_index_parameter(faiss_index(index), key, value)
         top1, latency = timed_search(index, real.queries)
         exact = top1 if exact is None else exact
         records.append({

@@ -157,8 +157,12 @@ def run_isolated(stage: str, videos: list[Video], **args) -> dict:
 
 
 STAGES = {"decode": decode, "embed": embed, "tracking": tracking}
-RECORDS = {"decode": "decode", "embed_mobilenet": "embed_mobilenetv2_onnx", "embed_clip": "embed_clip_vit_b32_random",
-           "tracking": "tracking"}  # --stages name: key in the JSON record
+RUNS = {  # --stages name: (function in STAGES, key in the JSON record)
+    "decode": ("decode", "decode"),
+    "embed_mobilenet": ("embed", "embed_mobilenetv2_onnx"),
+    "embed_clip": ("embed", "embed_clip_vit_b32_random"),
+    "tracking": ("tracking", "tracking"),
+}
 
 
 def stage_args(stage: str, tmp: Path, rounds: int) -> dict:
@@ -177,20 +181,21 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=20, help="videos sampled from the collection (default 20)")
     p.add_argument("--out", default="bench/results/throughput.json")
     p.add_argument("--rounds", type=int, default=10, help="alternating timing rounds of the embed stages (default 10)")
-    p.add_argument("--stages", default=",".join(RECORDS), help=f"comma-separated subset of {','.join(RECORDS)}")
+    p.add_argument("--stages", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     args = p.parse_args()
     stages = args.stages.split(",")
-    if unknown := set(stages) - set(RECORDS):
-        p.error(f"unknown stage(s) {','.join(sorted(unknown))}; choose from {','.join(RECORDS)}")
+    if unknown := set(stages) - set(RUNS):
+        p.error(f"unknown stage(s) {','.join(sorted(unknown))}; choose from {','.join(RUNS)}")
 
     videos = [v for v in load_manifest(resolve_path(args.manifest)) if v.collection == args.collection]
     videos = videos[:: max(1, len(videos) // args.videos)][: args.videos]
     record: dict = {"benchmark": "throughput", "videos": len(videos), "collection": args.collection}
     print(f"{len(videos)} videos; stages run one at a time, each in a fresh process", flush=True)
     for stage in stages:
+        function, key = RUNS[stage]
         with tempfile.TemporaryDirectory() as tmp:
-            record[RECORDS[stage]] = run_isolated(stage.split("_")[0], videos, **stage_args(stage, Path(tmp), args.rounds))
-        print(stage, record[RECORDS[stage]], flush=True)
+            record[key] = run_isolated(function, videos, **stage_args(stage, Path(tmp), args.rounds))
+        print(stage, record[key], flush=True)
     record["machine"] = machine()
     write_record(record, args.out)
 

@@ -80,6 +80,11 @@ class Reranked:
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
+def faiss_index(index: faiss.Index | Reranked) -> faiss.Index:
+    """The FAISS index itself (under a :class:`Reranked`, its approximate one)."""
+    return index.index if isinstance(index, Reranked) else index
+
+
 def train_ivfpq(sample: np.ndarray, spec: IndexSpec) -> faiss.Index:
     """An empty IVF-PQ index trained on ``sample`` (database-like vectors)."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
@@ -144,8 +149,7 @@ def save_index(index: faiss.Index | Reranked, ids: list[str], meta: dict[str, An
     with atomic_dir(folder, replace=True) as tmp:
         if isinstance(index, Reranked):
             np.save(tmp / "vectors.npy", np.asarray(index.vectors, dtype=np.float32))
-            index = index.index
-        faiss.write_index(index, str(tmp / "index.faiss"))
+        faiss.write_index(faiss_index(index), str(tmp / "index.faiss"))
         (tmp / "ids.json").write_text(json.dumps(ids))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 

@@ -49,6 +49,9 @@ class Backbone(Protocol):
         """(N, H, W, 3) uint8 RGB frames -> (N, dim) float32 embeddings (not normalised)."""
 
 
+BILINEAR_MAX = 1.25  # largest shrink factor left to bilinear interpolation in resize_center_crop
+
+
 def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     """The central square (side: the shorter side) resized to ``size``×``size``: what resizing
     the shorter side to ``size`` and cutting the centre keeps, cropped first so that only the
@@ -73,9 +76,6 @@ def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
         return np.ascontiguousarray(square)
     method = cv2.INTER_CUBIC if rest < 1 else cv2.INTER_LINEAR if rest <= BILINEAR_MAX else cv2.INTER_AREA
     return cv2.resize(square, (size, size), interpolation=method)
-
-
-BILINEAR_MAX = 1.25  # largest shrink factor left to bilinear interpolation in resize_center_crop
 
 
 def batched(backbone_embed, frames: np.ndarray, batch_size: int) -> np.ndarray:
