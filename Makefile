@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
+RUN    ?= outputs/real
 STAMP  := $(VENV)/.installed
 SAM2   := sam2==1.1.0  # an sdist that builds against the installed torch
 
-.PHONY: help setup study test bench bench-index data-davis clean-cache
+.PHONY: help setup study test check-reproducible bench bench-cpus bench-index data-davis clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,11 +26,17 @@ study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n 2
 
+check-reproducible: $(STAMP)  ## rerun RUN (default outputs/real) from PARAMS and compare every table
+	$(BIN)/storyhash check-reproducible --params $(if $(filter command line,$(origin PARAMS)),$(PARAMS),params/real.yaml) --run $(RUN)
+
 bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED; ~30 min)
 	$(BIN)/python bench/transforms.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/study_time.py
+
+bench-cpus: $(STAMP)  ## the CPU-dependent steps on qemu-emulated Haswell and Nehalem CPUs (needs qemu-user; ~15 min)
+	$(BIN)/python bench/cpus.py
 
 bench-index: $(STAMP)  ## HNSW and IVF-PQ vs flat at 10k/100k/1M vectors (needs outputs/real; ~30 min)
 	$(BIN)/python bench/index_scale.py

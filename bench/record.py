@@ -9,10 +9,13 @@ from pathlib import Path
 
 import psutil
 
+from storyhash_core.machine import cpu
+from storyhash_core.study import versions
+
 
 def machine() -> dict:
     return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+            "platform": platform.platform(), "cpu": cpu(), "versions": versions()}
 
 
 def write_record(record: dict, out: str | Path) -> None:

@@ -36,7 +36,7 @@ from .fusion import fuse
 from .pipeline import Output, process_videos
 from .report import write_table
 from .similarity import chamfer_matrix, max_over_variants, rerank
-from .study import (Blocks, Run, extracted_backbone, flip_outputs, hash_outputs, load_blocks, load_corpus,
+from .study import (Blocks, Run, extracted_backbone, flip_outputs, hash_outputs, load_blocks, load_corpus, query_files,
                     query_meta_table, rotation_outputs, run_record, sweep_queries)
 from .transforms import rotation_sweep
 
@@ -140,8 +140,7 @@ def _extract(run: Run, client, items: dict[str, tuple[Path, float]], outputs: li
 def _items(run: Run, blocks: Blocks) -> tuple[dict, dict]:
     """(path, folder fps) of every reference and query in the blocks."""
     videos = {v.video_id: (v.path, v.fps) for v in load_corpus(run.params, run.cache)}
-    queries = run.table("queries").set_index("query_id")["path"]
-    return ({r: videos[r] for r in blocks.ref_ids}, {q: (Path(queries[q]), 24.0) for q in blocks.query_ids})
+    return ({r: videos[r] for r in blocks.ref_ids}, {q: (f, 24.0) for q, f in query_files(run, blocks.query_ids).items()})
 
 
 def _pooled(frames: list[np.ndarray], method: str) -> np.ndarray:

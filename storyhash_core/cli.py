@@ -67,6 +67,13 @@ def _query(args: argparse.Namespace) -> None:
         print(f"{rank:3d}  {score:.4f}  {video_id}")
 
 
+def _check_reproducible(args: argparse.Namespace) -> None:
+    from .reproduce import check
+
+    if check(Path(args.params), Path(args.run), Path(args.scratch) if args.scratch else None):
+        raise SystemExit(1)
+
+
 def _cluster(args: argparse.Namespace) -> None:
     import signal
     import tempfile
@@ -103,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="+", metavar="NOTEBOOK",
                    help="run only these notebooks, e.g. 04_robustness (earlier ones must have run)")
     s.set_defaults(fn=_study)
+
+    s = sub.add_parser("check-reproducible", help="rerun a committed run into a scratch folder and compare every table",
+                       description="Rerun the notebook sequence of --params into a scratch folder (with the params'"
+                       " cache) and compare every table with the committed run: rates, ranks and counts must be"
+                       " identical, other floats within 1e-4. Exits 1 and prints each difference if any.")
+    s.add_argument("--params", default="params/real.yaml", help="YAML params of the run (default: %(default)s)")
+    s.add_argument("--run", default="outputs/real", help="the committed run folder (default: %(default)s)")
+    s.add_argument("--scratch", help="where to rerun (default: .cache/reproduce/<run folder name>; emptied first)")
+    s.set_defaults(fn=_check_reproducible)
 
     s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")
     s.add_argument("video", help="video file or frame folder (24 fps)")

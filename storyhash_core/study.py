@@ -38,13 +38,14 @@ from .corpus import Video, load_manifest, scan_directory
 from .errors import ParamsError, StoryHashError
 from .features import load_features
 from .fusion import fuse
+from .machine import cpu
 from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
 from .params import StudyParams, load_params, resolve_location, resolve_path, run_location
 from .parallel import Failure, dask_client
 from .pipeline import Output, process_videos
-from .queries import Query, generate_queries
+from .queries import Query, QueryJob, generate_queries, query_path
 from .report import beside_paper, paper_table1, track_strip, write_table
 from .synthetic import GROUND_TRUTH, synthetic_corpus
 from .tracking import load_tracks
@@ -92,7 +93,7 @@ class Run:
         data = json.loads(path.read_text()) if path.is_file() else {}
         data.setdefault("stages", {})[stage] = entry
         data |= {"params": self.params.model_dump(), "params_file": str(self.params_file or ""),
-                 "versions": versions()}
+                 "versions": versions(), "cpu": cpu()}
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(data, indent=2, default=str))
 
@@ -103,11 +104,14 @@ class Run:
 
 
 def versions() -> dict[str, str]:
+    import av
+    import cv2
     import faiss
     import onnxruntime
 
     return {"storyhash": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "pandas": pd.__version__, "faiss": faiss.__version__, "onnxruntime": onnxruntime.__version__}
+            "pandas": pd.__version__, "faiss": faiss.__version__, "onnxruntime": onnxruntime.__version__,
+            "opencv": cv2.__version__, "av": av.__version__}
 
 
 class Stopwatch:
@@ -132,6 +136,39 @@ def load_corpus(params: StudyParams, cache: ArtifactCache) -> list[Video]:
     else:
         videos = scan_directory(resolve_path(c.path), c.folder_fps, "davis" if c.kind == "davis" else "")
     return videos[: c.limit] if c.limit else videos
+
+
+def corpus_root(params: StudyParams, cache: ArtifactCache) -> Path:
+    """The folder the corpus's videos live under (a manifest's or a scan's root)."""
+    c = params.corpus
+    if c.kind == "synthetic":
+        return synthetic_corpus(c.synthetic, cache).parent
+    path = resolve_path(c.path or ".")
+    return path.parent if c.kind == "manifest" else path
+
+
+def portable_path(path: Path, root: Path) -> str:
+    """``path`` as any machine can read it: ``$STORYHASH_SHARED/…`` for the shared data, else
+    relative to the corpus ``root`` (never this machine's absolute or cache path)."""
+    shared = resolve_path("${STORYHASH_SHARED}")
+    path = path.resolve()
+    if path.is_relative_to(shared):
+        return f"$STORYHASH_SHARED/{path.relative_to(shared).as_posix()}"
+    return path.relative_to(root.resolve()).as_posix() if path.is_relative_to(root.resolve()) else path.name
+
+
+def query_files(run: Run, query_ids: list[str]) -> dict[str, Path]:
+    """The cached video of each query id (``<reference>@<transform>``), found from its content key."""
+    videos = {v.video_id: v for v in load_corpus(run.params, run.cache)}
+    queries = run.table("queries").set_index("query_id")
+    return {q: query_path(QueryJob(videos[queries.at[q, "reference_id"]], resolve([queries.at[q, "transform"]])[0]),
+                          run.cache) for q in query_ids}
+
+
+def video_files(run: Run) -> dict[str, Path]:
+    """The video file or frame folder of every reference and query id of the run."""
+    refs = {v.video_id: v.path for v in load_corpus(run.params, run.cache)}
+    return refs | query_files(run, list(run.table("queries")["query_id"]))
 
 
 def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
@@ -239,12 +276,12 @@ def extract_stage(run: Run, client) -> dict:
     files = pd.concat([refs, probes], ignore_index=True)
 
     timing = ["decode_s", "visual_s", "tracking_s"]  # wall-clock: only in extraction_cost, so other tables are reproducible
-    references = pd.DataFrame([{"video_id": v.video_id, "collection": v.collection, "path": str(v.path)}
+    root = corpus_root(p, run.cache)
+    references = pd.DataFrame([{"video_id": v.video_id, "collection": v.collection, "path": portable_path(v.path, root)}
                                for v in videos]).merge(refs.drop(columns=["role", "features", "tracks", *timing])
                                                        .rename(columns={"id": "video_id"}), on="video_id")
     query_df = pd.DataFrame([{"query_id": q.query_id, "reference_id": q.reference_id, "transform": q.transform,
-                              "family": q.family, "path": str(q.path or ""), "cached": q.cached,
-                              "transform_error": q.error} for q in queries])
+                              "family": q.family, "transform_error": q.error} for q in queries])
     query_df = query_df.merge(probes.drop(columns=["role", "features", "tracks", *timing])
                               .rename(columns={"id": "query_id"}), on="query_id", how="left")
     query_df["error"] = query_df["transform_error"].where(query_df["transform_error"] != "", query_df["error"])
@@ -264,7 +301,7 @@ def extract_stage(run: Run, client) -> dict:
         "tracker": p.motion.tracker.model_dump() if p.motion.enabled else None,
         "references": len(videos), "references_failed": int((references["error"] != "").sum()),
         "queries": len(query_df), "queries_failed": int((query_df["error"] != "").sum()),
-        "queries_cached": int(query_df["cached"].sum()),
+        "queries_cached": sum(q.cached for q in queries),
         "transforms": [t.name for t in transforms],
         "seconds": {"transforms": t_transforms, "total": clock()},
         "seconds_per_video_median": {step.removesuffix("_s"): float(costs[step].median()) for step in timing},

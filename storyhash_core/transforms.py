@@ -27,6 +27,10 @@ BASE_CRF = 18  # quality of every output whose transform is not a compression
 BASE_PRESET = "ultrafast"  # x264 speed of those near-lossless re-encodes
 COMPRESS_PRESET = "veryfast"  # x264 speed of a compression (a CRF other than BASE_CRF)
 EVEN = "scale=trunc(iw/2)*2:trunc(ih/2)*2"
+# Same bytes on every x86 CPU: one x264 thread, no macroblock tree (its float SIMD kernels
+# differ between instruction sets), swscale's exact C paths, no version strings in the file.
+X264_PARAMS = "threads=1:mbtree=0"
+BITEXACT = ["-sws_flags", "accurate_rnd+bitexact", "-fflags", "+bitexact", "-flags:v", "+bitexact"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Transform:
 
     def spec(self) -> dict:
         """Everything that determines the output, for cache keys."""
-        return asdict(self) | {"preset": self.preset}
+        return asdict(self) | {"preset": self.preset, "x264": X264_PARAMS, "bitexact": BITEXACT}
 
 
 def crop(fraction: float) -> str:
@@ -168,7 +172,7 @@ def ffmpeg_command(src: Path, t: Transform, out: Path, folder_fps: float = 24.0)
         ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-threads", "1", *source,
         "-map", "0:v:0", "-vf", filters(t), "-filter_threads", "1",
         "-fps_mode", "cfr", "-c:v", "libx264", "-preset", t.preset, "-crf", str(t.crf), "-pix_fmt", "yuv420p",
-        "-x264-params", "threads=1", "-an", "-movflags", "+faststart", str(out),
+        "-x264-params", X264_PARAMS, *BITEXACT, "-an", "-movflags", "+faststart", str(out),
     ]
 
 

@@ -8,7 +8,7 @@ import yaml
 from storyhash_core import study
 from storyhash_core.cli import main
 from storyhash_core.errors import ParamsError, StoryHashError
-from storyhash_core.params import load_params
+from storyhash_core.params import PROJECT_ROOT, load_params
 
 from .conftest import TINY
 
@@ -45,7 +45,7 @@ def run_stages(params_file, client) -> study.Run:
 def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     run = run_stages(write_params(tmp_path), client)
     queries = run.table("queries")
-    assert len(queries) == 6 and (queries.error == "").all() and not queries.cached.any()
+    assert len(queries) == 6 and (queries.error == "").all()
     assert (queries.frames_sampled >= 2).all()
     rows = run.table("robustness_per_query")
     assert len(rows) == 24 and set(rows.configuration) == {"fusion", "visual_padded", "action_padded", "visual"}
@@ -67,10 +67,16 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     assert 0 <= record["extract"]["tracking_vs_truth"]["recall"] <= 1
     assert record["robustness"]["search_latency"]["fusion"]["queries"] == 6
     assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8, "action_raw": 15}
+    assert record["extract"]["queries_cached"] == 0
     before = run.table("table1")
     run_stages(write_params(tmp_path), client)
-    assert run.table("queries").cached.all()
+    assert json.loads(run.path("run.json").read_text())["stages"]["extract"]["queries_cached"] == 6
     pd.testing.assert_frame_equal(run.table("table1"), before)
+    tables = "".join(f.read_text() for f in run.path("tables").glob("*.csv"))
+    for machine_path in (str(tmp_path), str(PROJECT_ROOT), str(Path.home())):
+        assert machine_path not in tables  # ids and portable paths only
+    assert set(run.table("references").path) == {"JPEGImages/480p/synth-00", "clips/synth-01.mp4",
+                                                 "clips/synth-02.mp4"}
 
 
 def test_two_runs_of_the_same_params_give_bit_identical_tables(tmp_path, client):
@@ -120,8 +126,9 @@ def test_rotation_sweep(tmp_path, client):
 def test_query_command_finds_the_reference(tmp_path, client, capsys):
     run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
     reference = run.table("references").iloc[1]
+    path = study.video_files(run)[reference.video_id]
     for configuration in ("fusion", "visual"):
-        assert main(["query", reference.path, "--index", str(run.path("indexes", configuration)), "-k", "2"]) == 0
+        assert main(["query", str(path), "--index", str(run.path("indexes", configuration)), "-k", "2"]) == 0
         first = capsys.readouterr().out.splitlines()[0].split()
         assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
 

@@ -52,6 +52,29 @@ def test_flow_tracker_follows_the_synthetic_objects(corpus):
     assert recall > 0.4 and precision > 0.6 and error < 15
 
 
+def test_tracking_does_not_depend_on_the_process(corpus):
+    """The same tracks whatever ran before in the worker: other seeds of OpenCV's and NumPy's
+    global generators (RANSAC seeds itself per call) and other OpenCV thread counts."""
+    import cv2
+
+    video = load_manifest(corpus)[1]
+    s = sample_frames(video.path, 6.0, video.fps)
+    runs, threads = [], cv2.getNumThreads()
+    try:
+        for seed, n_threads in ((0, 1), (12345, 2), (7, 4)):
+            cv2.setRNGSeed(seed)
+            np.random.seed(seed)
+            cv2.setNumThreads(n_threads)
+            runs.append(load_tracker(TrackerSpec()).track(s.frames, s.timestamps))
+    finally:
+        cv2.setNumThreads(threads)
+    assert runs[0].n_objects > 0
+    fields = ("times", "frame", "object_id", "centroid", "box", "area")
+    for other in runs[1:]:
+        for field in fields:
+            np.testing.assert_array_equal(getattr(other, field), getattr(runs[0], field), err_msg=field)
+
+
 def test_tracks_are_cached_with_their_cost(corpus, tmp_path, client):
     videos = load_manifest(corpus)[:2]
     items = {v.video_id: (v.path, v.fps) for v in videos}

@@ -30,6 +30,15 @@ def test_sweeps_and_names_resolve():
         resolve(["blur"])
 
 
+@pytest.mark.parametrize("name", ["compress_25", "rotate_10", "brightness_40"])
+def test_a_transform_writes_the_same_bytes_every_time(odd_clips, tmp_path, name):
+    """One x264 thread, no macroblock tree, swscale's exact paths: repeated runs are identical."""
+    outs = [tmp_path / f"{i}.mp4" for i in range(4)]
+    for out in outs:
+        apply_transform(odd_clips["mkv"], PAPER_TRANSFORMS[name], out)
+    assert len({out.read_bytes() for out in outs}) == 1
+
+
 def expected_geometry(name: str, w: int, h: int) -> tuple[int, int]:
     keep = {"crop_10": 0.9, "crop_20": 0.8, "combined": 0.9}.get(name)
     if keep:

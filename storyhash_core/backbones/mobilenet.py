@@ -1,4 +1,9 @@
-"""MobileNetV2 (ImageNet, int8 ONNX) through onnxruntime: the 1280-D pooled ``embedding`` output."""
+"""MobileNetV2 (ImageNet, int8 ONNX) through onnxruntime: the 1280-D pooled ``embedding`` output.
+
+The int8 graph runs as its exact integer arithmetic in float32 (:mod:`.exact_int8`), not
+through onnxruntime's native int8 kernels, whose results depend on the CPU (16-bit overflow
+without VNNI): the embeddings are the same bytes on every x86 CPU, and equal what the native
+kernels give where they do not overflow."""
 
 from __future__ import annotations
 
@@ -24,7 +29,25 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
 
 
 def onnx_weights_id(path: Path) -> str:
-    return f"mobilenetv2-onnx:{file_digest(path)}"
+    return f"mobilenetv2-onnx:{file_digest(path)}:{ARITHMETIC}"
+
+
+ARITHMETIC = "exact-int8"  # in the weights id, so cache keys tell these embeddings from native-kernel ones
+
+
+def exact_session(path: Path, threads: int = 1):
+    """An onnxruntime session of the model at ``path`` rewritten to exact integer arithmetic."""
+    import onnx
+    import onnxruntime as ort
+
+    from .exact_int8 import DISABLED_OPTIMIZERS, exact_graph
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = exact_graph(onnx.load(str(path)))
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=DISABLED_OPTIMIZERS)
 
 
 class MobileNetV2Onnx:
@@ -32,20 +55,17 @@ class MobileNetV2Onnx:
     dim = 1280
 
     def __init__(self, path: Path, batch_size: int = 32, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from .exact_int8 import ExactGraphError
 
         if not path.is_file():
             raise BackboneError(f"MobileNetV2 ONNX file {path} not found (set backbone.weights to the"
                                 " .onnx path, e.g. shared/models/mobilenetv2-imagenet-embed.onnx)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
+            self.session = exact_session(path, threads)
+        except ExactGraphError as exc:
+            raise BackboneError(f"ONNX model {path} cannot run as exact int8: {exc}") from exc
+        except Exception as exc:  # onnx and onnxruntime raise their own untyped errors
             raise BackboneError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
-        if "embedding" not in {o.name for o in self.session.get_outputs()}:
-            raise BackboneError(f"ONNX model {path} has no 'embedding' output (is it the storyhash embedder?)")
         self.weights_id = onnx_weights_id(path)
         self.batch_size = batch_size
 

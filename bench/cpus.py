@@ -1,0 +1,157 @@
+"""Every CPU-dependent step of the pipeline, run on other x86 CPUs emulated by qemu-user.
+
+For each CPU model (the host, Haswell: AVX2 without VNNI or AVX-512, Nehalem: SSE4.2 only) a
+child process runs under ``qemu-x86_64 -cpu <model>`` and computes, on fixed inputs: the
+MobileNetV2 embeddings through onnxruntime's native int8 kernels and through the exact rewrite
+(against the int64 NumPy reference of ``tests/int8_reference.py``, computed on the host); the
+decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed model input;
+the flow tracker's tracks; and the bytes of three ffmpeg transforms and of an x264 encode by
+PyAV. It reports which outputs equal the host's bit for bit.
+
+    python bench/cpus.py [--cpus Haswell-v4 Nehalem] [--out bench/results/cpus.json]
+
+Needs ``qemu-user`` (``apt-get install qemu-user``) and ``../shared``. Emulation is slow:
+about 5 minutes per CPU model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+SHARED = ROOT.parent / "shared"
+ONNX = SHARED / "models" / "mobilenetv2-imagenet-embed.onnx"
+CLIP = SHARED / "data" / "clips" / "davis__bear.mp4"
+FOLDER = SHARED / "data" / "davis2016-val" / "JPEGImages" / "480p" / "blackswan"
+TRANSFORMS = ["compress_25", "rotate_10", "brightness_40"]
+
+
+def digest(a) -> str:
+    data = a if isinstance(a, bytes) else np.ascontiguousarray(a).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def child(work: Path) -> None:
+    """Compute every output on this (possibly emulated) CPU into ``work/<cpu>.json``."""
+    import onnxruntime as ort
+
+    from storyhash_core.backbones.mobilenet import exact_session, preprocess
+    from storyhash_core.synthetic import _write_mp4
+    from storyhash_core.tracking import TrackerSpec, load_tracker
+    from storyhash_core.video import sample_frames
+
+    x = np.load(work / "input.npy")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    native = ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"])
+    out = {"native": native.run(["embedding"], {"input": x})[0], "exact": exact_session(ONNX).run(["embedding"], {"input": x})[0]}
+    clip, folder = sample_frames(CLIP, 2.0), sample_frames(FOLDER, 2.0, 24.0)
+    record = {"decode_h264": digest(clip.frames), "decode_jpeg": digest(folder.frames),
+              "preprocess": digest(np.concatenate([preprocess(clip.frames), preprocess(folder.frames)]))}
+    s = sample_frames(FOLDER, 6.0, 24.0)
+    t = load_tracker(TrackerSpec()).track(s.frames, s.timestamps)
+    record["tracks"] = digest(np.concatenate([t.centroid.ravel(), t.box.ravel(), t.area, t.object_id]))
+    _write_mp4(list(clip.frames), 10.0, work / "pyav.mp4")
+    record["encode_pyav_x264"] = digest((work / "pyav.mp4").read_bytes())
+    np.savez(work / "embeddings.npz", **out)
+    (work / "record.json").write_text(json.dumps(record))
+
+
+def run_on(cpu: str, work: Path) -> dict:
+    """Run :func:`child` (and ffmpeg) on ``cpu`` ("host": natively); return its outputs."""
+    from storyhash_core.transforms import PAPER_TRANSFORMS, ffmpeg_command
+
+    qemu = [] if cpu == "host" else ["qemu-x86_64", "-cpu", cpu]
+    t0 = time.perf_counter()
+    subprocess.run([*qemu, sys.executable, __file__, "--child", str(work)], check=True, stderr=subprocess.DEVNULL)
+    record = json.loads((work / "record.json").read_text())
+    for name in TRANSFORMS:
+        out = work / f"{name}.mp4"
+        subprocess.run([*qemu, *ffmpeg_command(FOLDER, PAPER_TRANSFORMS[name], out)], check=True,
+                       stderr=subprocess.DEVNULL)
+        record[f"ffmpeg_{name}"] = digest(out.read_bytes())
+    emb = dict(np.load(work / "embeddings.npz"))
+    return {"record": record, "embeddings": emb, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)]
+
+
+def speed(frames: int = 64, rounds: int = 5) -> dict:
+    """Frames per second of the native and exact sessions on the host, 1 thread, batch 32."""
+    import onnxruntime as ort
+
+    from storyhash_core.backbones.mobilenet import exact_session
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    sessions = {"native": ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"]),
+                "exact": exact_session(ONNX)}
+    x = np.random.default_rng(0).normal(size=(32, 3, 224, 224)).astype(np.float32)
+    out = {}
+    for name, s in sessions.items():
+        s.run(["embedding"], {"input": x})
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(frames // 32):
+                s.run(["embedding"], {"input": x})
+            times.append(time.perf_counter() - t0)
+        out[f"{name}_frames_per_s"] = round(frames / float(np.median(times)), 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cpus", nargs="+", default=["Haswell-v4", "Nehalem"], help="qemu CPU models")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpus.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(Path(args.child))
+    if not shutil.which("qemu-x86_64"):
+        sys.exit("bench/cpus.py: qemu-x86_64 not found (apt-get install qemu-user)")
+    from record import machine, write_record
+
+    from storyhash_core.backbones.mobilenet import preprocess
+    from tests.int8_reference import Int8Reference, saturating_frames
+    from storyhash_core.video import sample_frames
+
+    bright = np.clip(sample_frames(FOLDER, 2.0, 24.0).frames[:2].astype(np.int16) + 102, 0, 255).astype(np.uint8)
+    x = np.concatenate([preprocess(saturating_frames()), preprocess(bright)])
+    reference = Int8Reference(ONNX).run(x)["embedding"]
+    results = {}
+    for cpu in ["host", *args.cpus]:
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(Path(tmp) / "input.npy", x)
+            print(f"{cpu}: running ...", flush=True)
+            results[cpu] = run_on(cpu, Path(tmp))
+    host = results["host"]["record"]
+    table = {}
+    for cpu, r in results.items():
+        row = {k: v == host[k] for k, v in r["record"].items()}
+        for path in ("native", "exact"):
+            row[f"{path}_int8_equals_reference"] = bool(np.array_equal(r["embeddings"][path], reference))
+            row[f"{path}_int8_cosine_to_reference"] = cosine(r["embeddings"][path], reference)
+        row["seconds"] = r["seconds"]
+        table[cpu] = row
+    write_record({"inputs": "3 saturating test frames + 2 DAVIS blackswan frames brightened by +102 (ffmpeg"
+                            " eq=brightness=0.4); outputs compared with the host's bit for bit",
+                  "cpus": table, "host_speed_1_thread_batch_32": speed(), "machine": machine()}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Run an int8 (QOperator) ONNX model as float arithmetic that gives the same bytes on every CPU.
+
+onnxruntime's native u8×s8 kernels are CPU-dependent: without VNNI, x86 adds pairs of products
+in a saturating 16-bit register, so bright, high-contrast frames overflow; with VNNI they do
+not. :func:`exact_graph` rewrites each quantised operator into the float operators that compute
+the *same integer arithmetic* (the quantised model as specified, what a VNNI CPU computes):
+
+- an activation is carried as float32 holding its uint8 value;
+- ``QLinearConv``: ``Conv`` of ``x - x_zero`` with the integer weights ``w - w_zero`` and the
+  int32 bias, times ``x_scale * w_scale / y_scale`` (float32, onnxruntime's order), rounded
+  half to even, plus ``y_zero``, clipped to [0, 255];
+- ``QLinearAdd``, ``QLinearGlobalAveragePool``, ``QuantizeLinear``, ``DequantizeLinear``: the
+  same, with their own scales.
+
+A float32 sum of integers is exact, in any order, while every partial sum stays below 2**24.
+:func:`exact_graph` proves that bound per convolution from the weights (the sum of
+``|w - w_zero|`` times the largest ``|x - x_zero|``, plus ``|bias|``) and refuses a model that
+breaks it. So each layer's output is a function of integers and float32 roundings of single
+products, which IEEE 754 fixes: the same on AVX2, AVX-512 or VNNI, in any thread count.
+onnxruntime's ``ConvMulFusion`` would fold the rescale into the weights and break this; it is
+disabled (:data:`DISABLED_OPTIMIZERS`). Only the path to ``output`` (by default the pooled
+``embedding``) is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+EXACT_LIMIT = 2**24  # float32 represents every integer up to this exactly
+DISABLED_OPTIMIZERS = ["ConvMulFusion"]
+SUPPORTED = {"QuantizeLinear", "QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "DequantizeLinear",
+             "Flatten"}
+
+
+class ExactGraphError(ValueError):
+    """The model has an operator or a weight range that the exact rewrite cannot honour."""
+
+
+def conv_bound(w: np.ndarray, w_zero: np.ndarray, x_zero: int, bias: np.ndarray | None) -> int:
+    """The largest |partial sum| one output of a QLinearConv can reach, over all uint8 inputs."""
+    centred = np.abs(w.astype(np.int64) - w_zero.astype(np.int64).reshape(-1, *[1] * (w.ndim - 1)))
+    per_channel = centred.reshape(len(w), -1).sum(1) * max(x_zero, 255 - x_zero)
+    if bias is not None:
+        per_channel = per_channel + np.abs(bias.astype(np.int64))
+    return int(per_channel.max())
+
+
+def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.ModelProto:
+    """The float rewrite of ``model`` (see the module docstring), with the single output ``output``."""
+    graph = model.graph
+    if output not in {o.name for o in graph.output}:
+        raise ExactGraphError(f"the model has no output {output!r} (is it the storyhash embedder?)")
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    needed, stack = [], [output]
+    while stack:  # the nodes ``output`` depends on, in graph order below
+        name = stack.pop()
+        node = producer.get(name)
+        if node is not None and node not in needed:
+            needed.append(node)
+            stack.extend(node.input)
+    nodes, consts = [], {}
+
+    def const(name: str, value) -> str:
+        consts[name] = numpy_helper.from_array(np.asarray(value, np.float32), name)
+        return name
+
+    def scalar(name: str) -> float:
+        return init[name].reshape(()).item() if init[name].size == 1 else init[name]
+
+    def requantize(prefix: str, acc: str, scale, zero: int, out: str) -> None:
+        """``out = clip(round_half_even(acc * scale) + zero, 0, 255)``, in float32."""
+        if not (np.ndim(scale) == 0 and scale == 1):
+            nodes.append(helper.make_node("Mul", [acc, const(f"{prefix}/scale", scale)], [f"{prefix}/scaled"]))
+            acc = f"{prefix}/scaled"
+        nodes.append(helper.make_node("Round", [acc], [f"{prefix}/rounded"]))
+        clip_in = f"{prefix}/rounded"
+        if zero:
+            nodes.append(helper.make_node("Add", [clip_in, const(f"{prefix}/zero", float(zero))], [f"{prefix}/shifted"]))
+            clip_in = f"{prefix}/shifted"
+        nodes.append(helper.make_node("Clip", [clip_in, const("u8/min", 0.0), const("u8/max", 255.0)], [out]))
+
+    def centred(prefix: str, x: str, zero: int) -> str:
+        """``x - zero`` (``x`` itself for a zero point of 0)."""
+        if not zero:
+            return x
+        nodes.append(helper.make_node("Sub", [x, const(f"{prefix}/x_zero", float(zero))], [f"{prefix}/centred"]))
+        return f"{prefix}/centred"
+
+    for i, node in enumerate(n for n in graph.node if n in needed):
+        p = f"exact{i}"
+        op, ins, out = node.op_type, list(node.input), node.output[0]
+        if op not in SUPPORTED:
+            raise ExactGraphError(f"operator {op} ({node.name or out}) has no exact float rewrite")
+        f32 = np.float32
+        if op == "QuantizeLinear":
+            nodes.append(helper.make_node("Div", [ins[0], const(f"{p}/in_scale", f32(scalar(ins[1])))], [f"{p}/div"]))
+            requantize(p, f"{p}/div", f32(1.0), int(scalar(ins[2])), out)  # onnxruntime divides by the scale
+        elif op == "QLinearConv":
+            x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero = ins[:8]
+            bias = init[ins[8]] if len(ins) > 8 else None
+            wz = init[w_zero].astype(np.int64).reshape(-1)
+            bound = conv_bound(init[w], init[w_zero].reshape(-1), int(scalar(x_zero)), bias)
+            if bound >= EXACT_LIMIT:
+                raise ExactGraphError(f"QLinearConv {node.name or out}: partial sums reach {bound} >= 2**24,"
+                                      " beyond exact float32 integers")
+            weights = init[w].astype(np.int64) - wz.reshape(-1, *[1] * (init[w].ndim - 1))
+            conv_in = [centred(p, x, int(scalar(x_zero))), const(f"{p}/w", weights.astype(np.float32))]
+            if bias is not None:
+                conv_in.append(const(f"{p}/bias", bias.astype(np.float32)))
+            nodes.append(helper.make_node("Conv", conv_in, [f"{p}/acc"], name=f"{p}/conv"))
+            nodes[-1].attribute.extend(node.attribute)
+            scale = (f32(scalar(x_scale)) * init[w_scale].astype(f32)) / f32(scalar(y_scale))  # onnxruntime's order
+            requantize(p, f"{p}/acc", scale.reshape(-1, 1, 1), int(scalar(y_zero)), out)
+        elif op == "QLinearAdd":
+            a, a_scale, a_zero, b, b_scale, b_zero, c_scale, c_zero = ins
+            ratio_a = f32(scalar(a_scale)) / f32(scalar(c_scale))
+            ratio_b = f32(scalar(b_scale)) / f32(scalar(c_scale))
+            nodes.append(helper.make_node("Mul", [centred(f"{p}a", a, int(scalar(a_zero))),
+                                                  const(f"{p}/ratio_a", ratio_a)], [f"{p}/a"]))
+            nodes.append(helper.make_node("Mul", [centred(f"{p}b", b, int(scalar(b_zero))),
+                                                  const(f"{p}/ratio_b", ratio_b)], [f"{p}/b"]))
+            nodes.append(helper.make_node("Add", [f"{p}/a", f"{p}/b"], [f"{p}/sum"]))
+            requantize(p, f"{p}/sum", f32(1.0), int(scalar(c_zero)), out)
+        elif op == "QLinearGlobalAveragePool":
+            x, x_scale, x_zero, y_scale, y_zero = ins
+            if any(a.name == "channels_last" and a.i for a in node.attribute):
+                raise ExactGraphError("QLinearGlobalAveragePool with channels_last has no exact rewrite here")
+            nodes.append(helper.make_node("ReduceSum", [centred(p, x, int(scalar(x_zero)))], [f"{p}/sum"],
+                                          keepdims=1, axes=[2, 3]))
+            nodes.append(helper.make_node("Shape", [x], [f"{p}/shape"]))
+            nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/hw_axes"], [f"{p}/hw"]))
+            consts[f"{p}/hw_axes"] = numpy_helper.from_array(np.array([2, 3], np.int64), f"{p}/hw_axes")
+            nodes.append(helper.make_node("ReduceProd", [f"{p}/hw"], [f"{p}/n_int"], keepdims=1))
+            nodes.append(helper.make_node("Cast", [f"{p}/n_int"], [f"{p}/n"], to=onnx.TensorProto.FLOAT))
+            # onnxruntime: scale = x_scale / y_scale / pixels, all float32
+            ratio = f32(scalar(x_scale)) / f32(scalar(y_scale))
+            nodes.append(helper.make_node("Div", [const(f"{p}/ratio", ratio), f"{p}/n"], [f"{p}/scale"]))
+            nodes.append(helper.make_node("Mul", [f"{p}/sum", f"{p}/scale"], [f"{p}/scaled"]))
+            requantize(p, f"{p}/scaled", f32(1.0), int(scalar(y_zero)), out)
+        elif op == "DequantizeLinear":
+            x, scale, zero = ins
+            nodes.append(helper.make_node("Mul", [centred(p, x, int(scalar(zero))),
+                                                  const(f"{p}/scale", f32(scalar(scale)))], [out]))
+        else:  # Flatten: shape only
+            nodes.append(node)
+    out_info = next(o for o in graph.output if o.name == output)
+    new = helper.make_graph(nodes, f"{graph.name}-exact", list(graph.input), [out_info], list(consts.values()))
+    return helper.make_model(new, opset_imports=[helper.make_opsetid("", 12)], ir_version=model.ir_version)

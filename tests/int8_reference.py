@@ -1,0 +1,117 @@
+"""An exact integer-arithmetic NumPy reference of a QOperator int8 ONNX model, for tests.
+
+Independent of onnxruntime and of :mod:`storyhash_core.backbones.exact_int8`: convolutions are
+int64 sums (no float, no summation-order question), and each layer is requantised by
+onnxruntime's rule (the accumulator times a float32 scale, rounded half to even, plus the zero
+point, clipped to uint8). :func:`pair_saturation` tells whether a layer's input would overflow
+the 16-bit pair sums of x86 u8×s8 kernels without VNNI (``vpmaddubsw``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+F32 = np.float32
+
+
+def _requantize(acc: np.ndarray, scale, zero: int) -> np.ndarray:
+    return np.clip(np.rint(acc.astype(F32) * F32(scale) if np.ndim(scale) == 0 else acc.astype(F32) * scale)
+                   + zero, 0, 255).astype(np.uint8)
+
+
+def _patches(x: np.ndarray, kernel: tuple[int, int], stride: int, pad: int) -> np.ndarray:
+    """(N, C, H, W) int64 -> (N, C, kh, kw, Ho, Wo) windows, zero-padded (x is already centred)."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = kernel
+    ho, wo = (x.shape[2] - kh) // stride + 1, (x.shape[3] - kw) // stride + 1
+    out = np.empty((*x.shape[:2], kh, kw, ho, wo), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i, j] = x[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+    return out
+
+
+def int_conv(x: np.ndarray, w: np.ndarray, group: int, stride: int, pad: int) -> np.ndarray:
+    """Exact integer convolution of centred int64 ``x`` (N, C, H, W) with int64 ``w`` (M, C/g, kh, kw)."""
+    p = _patches(x, w.shape[2:], stride, pad)
+    if group == 1:
+        return np.einsum("nckluv,mckl->nmuv", p, w, optimize=True)
+    assert group == x.shape[1] == w.shape[0] and w.shape[1] == 1, "depthwise or dense only"
+    return np.einsum("nckluv,ckl->ncuv", p, w[:, 0], optimize=True)
+
+
+class Int8Reference:
+    """Evaluate a QOperator model's ``embedding`` path with exact integer arithmetic."""
+
+    def __init__(self, path) -> None:
+        self.model = onnx.load(str(path))
+        self.init = {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
+
+    def value(self, name: str):
+        v = self.init[name]
+        return v.reshape(()).item() if v.size == 1 else v
+
+    def run(self, x: np.ndarray, output: str = "embedding", keep: set[str] | None = None) -> dict:
+        """Every tensor computed (uint8 activations, float outputs) by name."""
+        env: dict[str, np.ndarray] = {"input": x}
+        for node in self.model.graph.node:
+            op, ins, out = node.op_type, list(node.input), node.output[0]
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if ins[0] not in env:  # another output's branch
+                continue
+            if op == "QuantizeLinear":
+                env[out] = np.clip(np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]),
+                                   0, 255).astype(np.uint8)
+            elif op == "QLinearConv":
+                xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
+                w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(-1, 1, 1, 1)
+                acc = int_conv(xq, w, attrs.get("group", 1), attrs["strides"][0], attrs["pads"][0])
+                if len(ins) > 8:
+                    acc += self.init[ins[8]].astype(np.int64).reshape(1, -1, 1, 1)
+                scale = (F32(self.value(ins[1])) * self.init[ins[4]].astype(F32)) / F32(self.value(ins[6]))
+                env[out] = _requantize(acc, scale.reshape(1, -1, 1, 1), int(self.value(ins[7])))
+            elif op == "QLinearAdd":
+                a = (env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(F32)
+                b = (env[ins[3]].astype(np.int64) - int(self.value(ins[5]))).astype(F32)
+                ra = F32(self.value(ins[1])) / F32(self.value(ins[6]))
+                rb = F32(self.value(ins[4])) / F32(self.value(ins[6]))
+                env[out] = _requantize(a * ra + b * rb, F32(1), int(self.value(ins[7])))
+            elif op == "QLinearGlobalAveragePool":
+                xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
+                n = xq.shape[2] * xq.shape[3]
+                scale = F32(self.value(ins[1])) / F32(self.value(ins[3])) / F32(n)
+                env[out] = _requantize(xq.sum((2, 3), keepdims=True), scale, int(self.value(ins[4])))
+            elif op == "DequantizeLinear":
+                env[out] = ((env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(F32)
+                            * F32(self.value(ins[1])))
+            elif op == "Flatten":
+                env[out] = env[ins[0]].reshape(len(env[ins[0]]), -1)
+            if output in env:
+                return env
+        raise KeyError(output)
+
+
+def pair_saturation(x_u8: np.ndarray, w_s8: np.ndarray) -> int:
+    """How many 16-bit pair sums ``x[k]·w[k] + x[k+1]·w[k+1]`` (adjacent input channels of a 1×1
+    convolution, as ``vpmaddubsw`` forms them from raw uint8 activations and int8 weights) fall
+    outside int16 for activations ``x_u8`` (N, C, H, W) and weights ``w_s8`` (M, C, 1, 1)."""
+    x = x_u8.astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, x_u8.shape[1])
+    w = w_s8.astype(np.int64).reshape(len(w_s8), -1)
+    c = x.shape[1] // 2 * 2
+    products = x[:, None, :c] * w[None, :, :c]  # (pixels, M, C)
+    pairs = products[..., 0::2] + products[..., 1::2]
+    return int(((pairs > 32767) | (pairs < -32768)).sum())
+
+
+def saturating_frames() -> np.ndarray:
+    """Bright, high-contrast 224×224 RGB frames (fixed, no randomness): full-range stripes and
+    a checkerboard, and a bright smooth ramp, the inputs that overflow 16-bit pair sums."""
+    y, x = np.mgrid[0:224, 0:224]
+    stripes = np.where((x // 3) % 2, 255, 0)
+    checker = np.where(((x // 7) + (y // 7)) % 2, 255, 10)
+    ramp = 180 + (x + y) * 75 // 446
+    rgb = [np.stack([stripes, checker, 255 - stripes], -1), np.stack([ramp, ramp, 255 - ramp // 2], -1),
+           np.stack([checker, ramp, stripes], -1)]
+    return np.stack(rgb).astype(np.uint8)
