@@ -125,7 +125,12 @@ def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Ind
         index = faiss.IndexHNSWFlat(d, spec.m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = spec.ef_construction
         index.hnsw.efSearch = spec.ef_search
-    index.add(vectors)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # parallel HNSW insertion links by thread timing: one thread, one graph
+    try:
+        index.add(vectors)
+    finally:
+        faiss.omp_set_num_threads(threads)
     return index
 
 
