@@ -5,8 +5,8 @@ child process runs under ``qemu-x86_64 -cpu <model>`` and computes, on fixed inp
 MobileNetV2 embeddings through onnxruntime's native int8 kernels and through the exact rewrite
 (against the int64 NumPy reference of ``tests/int8_reference.py``, computed on the host); the
 decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed model input;
-the flow tracker's tracks; and the bytes of three ffmpeg transforms and of an x264 encode by
-PyAV. It reports which outputs equal the host's bit for bit.
+the flow tracker's tracks; and the bytes of three ffmpeg transforms (and of ``compress_25``
+with x264's macroblock tree, as before it was turned off) and of an x264 encode by PyAV. It reports which outputs equal the host's bit for bit.
 
     python bench/cpus.py [--cpus Haswell-v4 Nehalem] [--out bench/results/cpus.json]
 
@@ -77,10 +77,12 @@ def run_on(cpu: str, work: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run([*qemu, sys.executable, __file__, "--child", str(work)], check=True, stderr=subprocess.DEVNULL)
     record = json.loads((work / "record.json").read_text())
-    for name in TRANSFORMS:
+    for name in [*TRANSFORMS, "compress_25_with_mbtree"]:
         out = work / f"{name}.mp4"
-        subprocess.run([*qemu, *ffmpeg_command(FOLDER, PAPER_TRANSFORMS[name], out)], check=True,
-                       stderr=subprocess.DEVNULL)
+        command = ffmpeg_command(FOLDER, PAPER_TRANSFORMS[name.removesuffix("_with_mbtree")], out)
+        if name.endswith("_with_mbtree"):  # the setting before: x264's macroblock tree on
+            command[command.index("-x264-params") + 1] = "threads=1"
+        subprocess.run([*qemu, *command], check=True, stderr=subprocess.DEVNULL)
         record[f"ffmpeg_{name}"] = digest(out.read_bytes())
     emb = dict(np.load(work / "embeddings.npz"))
     return {"record": record, "embeddings": emb, "seconds": round(time.perf_counter() - t0, 1)}

@@ -144,6 +144,16 @@ def resolve_path(value: str) -> Path:
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
+def portable(path: str | Path) -> str:
+    """The inverse of :func:`resolve_path` for records other machines read: ``$STORYHASH_SHARED/…``
+    for the shared data, project-relative inside the project, else the path unchanged."""
+    path = Path(path).resolve()
+    shared = resolve_path("${STORYHASH_SHARED}")
+    if path.is_relative_to(shared):
+        return f"$STORYHASH_SHARED/{path.relative_to(shared).as_posix()}"
+    return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def resolve_location(value: str) -> str:
     """A folder or fsspec URL from params: a URL is kept (``$VARS`` expanded), a path is
     resolved as :func:`resolve_path` does."""

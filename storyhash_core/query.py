@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backbones import BackboneSpec, load_backbone
+from .backbones import load_backbone
 from .features import l2_normalize, pool
 from .fusion import fuse
 from .index import load_index, search
 from .motion import MinMax, motion_blocks
+from .study import local_backbone
 from .tracking import TrackerSpec, load_tracker
 from .video import sample_frames
 
@@ -19,7 +20,7 @@ from .video import sample_frames
 def rank_video(video: Path, index_dir: Path, k: int = 5, folder_fps: float = 24.0) -> list[tuple[str, float]]:
     """Top-``k`` (video id, similarity) for ``video``."""
     index, ids, meta = load_index(index_dir)
-    backbone = load_backbone(BackboneSpec.model_validate(meta["backbone"]))
+    backbone = load_backbone(local_backbone(meta["backbone"]))
     sampled = sample_frames(video, meta["sampling_fps"], folder_fps)
     blocks = {"visual": pool(l2_normalize(backbone.embed(sampled.frames)), meta["pooling"])[None]}
     if "motion" in meta:

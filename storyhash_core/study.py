@@ -42,7 +42,7 @@ from .machine import cpu
 from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
-from .params import StudyParams, load_params, resolve_location, resolve_path, run_location
+from .params import StudyParams, load_params, portable, resolve_location, resolve_path, run_location
 from .parallel import Failure, dask_client
 from .pipeline import Output, process_videos
 from .queries import Query, QueryJob, generate_queries, query_path
@@ -92,7 +92,7 @@ class Run:
         path = self.path("run.json")
         data = json.loads(path.read_text()) if path.is_file() else {}
         data.setdefault("stages", {})[stage] = entry
-        data |= {"params": self.params.model_dump(), "params_file": str(self.params_file or ""),
+        data |= {"params": self.params.model_dump(), "params_file": portable(self.params_file) if self.params_file else "",
                  "versions": versions(), "cpu": cpu()}
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -150,11 +150,11 @@ def corpus_root(params: StudyParams, cache: ArtifactCache) -> Path:
 def portable_path(path: Path, root: Path) -> str:
     """``path`` as any machine can read it: ``$STORYHASH_SHARED/…`` for the shared data, else
     relative to the corpus ``root`` (never this machine's absolute or cache path)."""
-    shared = resolve_path("${STORYHASH_SHARED}")
-    path = path.resolve()
-    if path.is_relative_to(shared):
-        return f"$STORYHASH_SHARED/{path.relative_to(shared).as_posix()}"
-    return path.relative_to(root.resolve()).as_posix() if path.is_relative_to(root.resolve()) else path.name
+    shown = portable(path)
+    if shown.startswith("$STORYHASH_SHARED/"):
+        return shown
+    path, root = path.resolve(), root.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
 def query_files(run: Run, query_ids: list[str]) -> dict[str, Path]:
@@ -175,6 +175,20 @@ def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
     """The references that are transformed into queries."""
     wanted = params.corpus.query_collections
     return [v for v in videos if wanted is None or v.collection in wanted]
+
+
+def portable_backbone(spec: BackboneSpec) -> dict:
+    """``spec`` for run.json and index metadata, its weights path portable (see :func:`local_backbone`)."""
+    weights = spec.weights and Path(spec.weights).exists() and portable(spec.weights)
+    return spec.model_dump() | ({"weights": weights} if weights else {})
+
+
+def local_backbone(record: dict) -> BackboneSpec:
+    """The backbone a :func:`portable_backbone` record describes, its weights path on this machine."""
+    spec = BackboneSpec.model_validate(record)
+    if spec.weights and spec.weights.startswith("$"):
+        spec = spec.model_copy(update={"weights": str(resolve_path(spec.weights))})
+    return spec
 
 
 def concrete_backbone(params: StudyParams) -> tuple[BackboneSpec, str]:
@@ -297,7 +311,7 @@ def extract_stage(run: Run, client) -> dict:
     costs = costs.assign(tracking_share=costs["tracking_s"] / costs[timing].sum(axis=1))
     write_table(costs, run.path("tables", "extraction_cost"))
     entry = {
-        "backbone": backbone.model_dump(), "backbone_reason": why,
+        "backbone": portable_backbone(backbone), "backbone_reason": why,
         "tracker": p.motion.tracker.model_dump() if p.motion.enabled else None,
         "references": len(videos), "references_failed": int((references["error"] != "").sum()),
         "queries": len(query_df), "queries_failed": int((query_df["error"] != "").sum()),
@@ -471,7 +485,7 @@ def robustness_stage(run: Run) -> pd.DataFrame:
 
 def extracted_backbone(run: Run) -> BackboneSpec:
     """The concrete backbone notebook 01 extracted with (``auto`` resolved)."""
-    return BackboneSpec.model_validate(run_record(run)["stages"]["extract"]["backbone"])
+    return local_backbone(run_record(run)["stages"]["extract"]["backbone"])
 
 
 def sweep_queries(run: Run, client, ref_ids: list[str]) -> list[Query]:

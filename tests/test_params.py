@@ -42,3 +42,22 @@ def test_bad_params_are_one_line_errors(tmp_path, text, message):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_portable_paths_resolve_back_on_any_machine(tmp_path):
+    from storyhash_core.backbones import BackboneSpec
+    from storyhash_core.params import PROJECT_ROOT, portable, resolve_path
+    from storyhash_core.study import local_backbone, portable_backbone
+
+    shared = resolve_path("${STORYHASH_SHARED}")
+    assert portable(shared / "models" / "m.onnx") == "$STORYHASH_SHARED/models/m.onnx"
+    assert portable(PROJECT_ROOT / "params" / "real.yaml") == "params/real.yaml"
+    assert portable(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
+    assert resolve_path(portable(PROJECT_ROOT / "params" / "real.yaml")) == PROJECT_ROOT / "params" / "real.yaml"
+    weights = tmp_path / "m.onnx"
+    weights.write_bytes(b"")
+    for path in (weights, shared / "models" / "mobilenetv2-imagenet-embed.onnx"):
+        spec = BackboneSpec(name="mobilenetv2-onnx", weights=str(path))
+        assert local_backbone(portable_backbone(spec)) == spec
+    if path.is_file():
+        assert portable_backbone(spec)["weights"] == "$STORYHASH_SHARED/models/mobilenetv2-imagenet-embed.onnx"
