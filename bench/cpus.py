@@ -5,7 +5,8 @@ child process runs under ``qemu-x86_64 -cpu <model>`` and computes, on fixed inp
 MobileNetV2 embeddings through onnxruntime's native int8 kernels and through the exact rewrite
 (against the int64 NumPy reference of ``tests/int8_reference.py``, computed on the host); the
 decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed model input;
-the flow tracker's tracks; and the bytes of three ffmpeg transforms (and of ``compress_25``
+the flow tracker's tracks; query-by-reference similarities (float32 BLAS, and float64 rounded
+to float32) and an HNSW index's rankings and scores on fixed unit vectors; and the bytes of three ffmpeg transforms (and of ``compress_25``
 with x264's macroblock tree, as before it was turned off) and of an x264 encode by PyAV. It reports which outputs equal the host's bit for bit.
 
     python bench/cpus.py [--cpus Haswell-v4 Nehalem] [--out bench/results/cpus.json]
@@ -48,7 +49,7 @@ def child(work: Path) -> None:
     import onnxruntime as ort
 
     from storyhash_core.backbones.mobilenet import exact_session, preprocess
-    from storyhash_core.synthetic import _write_mp4
+    from storyhash_core.synthetic import write_mp4
     from storyhash_core.tracking import TrackerSpec, load_tracker
     from storyhash_core.video import sample_frames
 
@@ -63,8 +64,16 @@ def child(work: Path) -> None:
     s = sample_frames(FOLDER, 6.0, 24.0)
     t = load_tracker(TrackerSpec()).track(s.frames, s.timestamps)
     record["tracks"] = digest(np.concatenate([t.centroid.ravel(), t.box.ravel(), t.area, t.object_id]))
-    _write_mp4(list(clip.frames), 10.0, work / "pyav.mp4")
+    write_mp4(list(clip.frames), 10.0, work / "pyav.mp4")
     record["encode_pyav_x264"] = digest((work / "pyav.mp4").read_bytes())
+    vectors = np.load(work / "vectors.npz")
+    refs, queries = vectors["refs"], vectors["queries"]
+    out["sims_float32"] = queries @ refs.T  # float32 BLAS: kernels chosen per CPU
+    out["sims_float64"] = (queries.astype(np.float64) @ refs.T.astype(np.float64)).astype(np.float32)
+    from storyhash_core.index import IndexSpec, build_index, search
+
+    found = search(build_index(refs, IndexSpec(kind="hnsw")), queries, 10)
+    out["hnsw_rows"], out["hnsw_scores"] = found.rows, found.scores
     np.savez(work / "embeddings.npz", **out)
     (work / "record.json").write_text(json.dumps(record))
 
@@ -135,10 +144,15 @@ def main() -> None:
     bright = np.clip(sample_frames(FOLDER, 2.0, 24.0).frames[:2].astype(np.int16) + 102, 0, 255).astype(np.uint8)
     x = np.concatenate([preprocess(saturating_frames()), preprocess(bright)])
     reference = Int8Reference(ONNX).run(x)["embedding"]
+    rng = np.random.default_rng(0)  # 121 references and 798 noisy copies, unit vectors of the fused width
+    refs = rng.normal(size=(121, 535)).astype(np.float32)
+    queries = refs[rng.integers(0, 121, 798)] + rng.normal(scale=0.5, size=(798, 535)).astype(np.float32)
+    refs, queries = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (refs, queries))
     results = {}
     for cpu in ["host", *args.cpus]:
         with tempfile.TemporaryDirectory() as tmp:
             np.save(Path(tmp) / "input.npy", x)
+            np.savez(Path(tmp) / "vectors.npz", refs=refs, queries=queries)
             print(f"{cpu}: running ...", flush=True)
             results[cpu] = run_on(cpu, Path(tmp))
     host = results["host"]["record"]
@@ -148,6 +162,10 @@ def main() -> None:
         for path in ("native", "exact"):
             row[f"{path}_int8_equals_reference"] = bool(np.array_equal(r["embeddings"][path], reference))
             row[f"{path}_int8_cosine_to_reference"] = cosine(r["embeddings"][path], reference)
+        base = results["host"]["embeddings"]
+        for name in ("sims_float32", "sims_float64", "hnsw_scores"):
+            row[f"{name}_max_abs_diff_to_host"] = float(np.abs(r["embeddings"][name] - base[name]).max())
+        row["hnsw_rankings_equal_host"] = bool(np.array_equal(r["embeddings"]["hnsw_rows"], base["hnsw_rows"]))
         row["seconds"] = r["seconds"]
         table[cpu] = row
     write_record({"inputs": "3 saturating test frames + 2 DAVIS blackswan frames brightened by +102 (ffmpeg"

@@ -70,7 +70,7 @@ def _query(args: argparse.Namespace) -> None:
 def _check_reproducible(args: argparse.Namespace) -> None:
     from .reproduce import check
 
-    if check(Path(args.params), Path(args.run), Path(args.scratch) if args.scratch else None):
+    if check(Path(args.params), Path(args.run), Path(args.scratch) if args.scratch else None, args.fresh_cache):
         raise SystemExit(1)
 
 
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params/real.yaml", help="YAML params of the run (default: %(default)s)")
     s.add_argument("--run", default="outputs/real", help="the committed run folder (default: %(default)s)")
     s.add_argument("--scratch", help="where to rerun (default: .cache/reproduce/<run folder name>; emptied first)")
+    s.add_argument("--fresh-cache", action="store_true",
+                   help="recompute every video in an empty cache inside the scratch folder (default: the params' cache)")
     s.set_defaults(fn=_check_reproducible)
 
     s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")

@@ -8,6 +8,7 @@ within :data:`TOLERANCE`. ``extraction_cost.csv`` holds wall-clock times and is 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from .errors import StoryHashError
 from .params import PROJECT_ROOT, load_params
 
 TOLERANCE = 1e-4
-EXACT = re.compile(r"recall|rank|queries|distractors|positives|pairs|only_|frames|objects|vectors|dim|bytes|angle|"
-                   r"significant")
+EXACT = re.compile(r"recall|r1_|rank|queries|distractors|positives|pairs|only_|frames|objects|vectors|dim|bytes|"
+                   r"angle|significant")
 SKIP = {"extraction_cost.csv"}
+SCRATCH_MARK = ".storyhash-scratch"  # only a folder holding this is ever emptied by a rerun
+INTERVAL = re.compile(r"^\[(\S+), (\S+)\]$")  # a bootstrap interval printed as "[low, high]"
 
 
 @dataclass(frozen=True)
@@ -47,19 +50,45 @@ def compare_table(name: str, committed: pd.DataFrame, rerun: pd.DataFrame) -> li
     out = []
     for column in committed.columns:
         a, b = committed[column], rerun[column]
-        if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b) and not EXACT.search(column):
-            gap = np.abs(a.to_numpy() - b.to_numpy())
-            bad = ~((gap <= TOLERANCE) | (a.isna() & b.isna()).to_numpy())
-            if bad.any():
-                out.append(Difference(name, column, f"{int(bad.sum())} rows beyond {TOLERANCE:g}, largest"
-                                      f" {np.nanmax(gap):.3g} (row {int(np.nanargmax(gap))})"))
+        exact = bool(EXACT.search(column))
+        if _numeric(a) and _numeric(b):
+            x, y = a.to_numpy(float), b.to_numpy(float)
+            bad = ~(np.isclose(x, y, rtol=0, atol=0 if exact else TOLERANCE, equal_nan=True) | (x == y))
+            rule = "differ" if exact else f"beyond {TOLERANCE:g}"
+        elif (intervals := _intervals(a, b)) is not None:  # "[low, high]" rounded to 3 significant digits
+            x, y = intervals
+            unit = np.maximum(_last_digit(x), _last_digit(y))
+            bad = ~(np.isclose(x, y, rtol=0, atol=0 if exact else np.maximum(unit, TOLERANCE)) | (x == y)).all(1)
+            rule = "differ" if exact else "beyond the printed precision"
         else:
-            same = (a.astype(str) == b.astype(str)).to_numpy()
-            if not same.all():
-                row = int(np.argmin(same))
-                out.append(Difference(name, column, f"{int((~same).sum())} rows differ, first row {row}:"
-                                      f" {a.iloc[row]!r} -> {b.iloc[row]!r}"))
+            bad = (a.astype(str) != b.astype(str)).to_numpy()
+            rule = "differ"
+        if bad.any():
+            row = int(np.argmax(bad))
+            out.append(Difference(name, column, f"{int(bad.sum())} rows {rule}, first row {row}:"
+                                  f" {a.iloc[row]} -> {b.iloc[row]}"))
     return out
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _intervals(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both columns' "[low, high]" cells as (n, 2) arrays; None unless every cell is one."""
+    parsed = []
+    for column in (a, b):
+        cells = [INTERVAL.match(str(v)) for v in column]
+        if not cells or not all(cells):
+            return None
+        parsed.append(np.array([m.groups() for m in cells], float))
+    return parsed[0], parsed[1]
+
+
+def _last_digit(values: np.ndarray) -> np.ndarray:
+    """The unit of the third significant digit of each value (how the intervals are printed)."""
+    magnitude = np.floor(np.log10(np.where(values == 0, 1.0, np.abs(values))))
+    return 10.0 ** (magnitude - 2) * (1 + 1e-9)  # one unit, with room for the decimal parse
 
 
 def compare_runs(committed: Path, rerun: Path) -> tuple[list[str], list[Difference]]:
@@ -80,30 +109,68 @@ def compare_runs(committed: Path, rerun: Path) -> tuple[list[str], list[Differen
     return names, out
 
 
-def rerun(params_file: Path, scratch: Path) -> Path:
-    """Run the whole notebook sequence of ``params_file`` into ``scratch`` (a fresh folder), with
-    the params' own cache; return the run folder."""
-    from .runner import run_notebooks
-
-    load_params(params_file)  # a params error before anything is deleted
+def prepare_scratch(scratch: Path, committed: Path) -> None:
+    """Empty ``scratch`` for a rerun, refusing any folder that holds, or sits inside, the committed
+    run or the project, and any non-empty folder a rerun did not make."""
+    scratch, committed = scratch.resolve(), committed.resolve()
+    for protected in (committed, PROJECT_ROOT):
+        if scratch == protected or protected.is_relative_to(scratch):
+            raise StoryHashError(f"--scratch {scratch} holds {protected}; choose an empty folder of its own")
+    if scratch.is_relative_to(committed):
+        raise StoryHashError(f"--scratch {scratch} is inside the committed run {committed}; choose another folder")
+    if scratch.exists() and any(scratch.iterdir()) and not (scratch / SCRATCH_MARK).is_file():
+        raise StoryHashError(f"--scratch {scratch} is not empty and was not made by check-reproducible;"
+                             " choose an empty folder")
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    raw = yaml.safe_load(params_file.read_text()) | {"output_dir": str(scratch.resolve())}
+    (scratch / SCRATCH_MARK).write_text("made by storyhash check-reproducible; emptied by the next one\n")
+
+
+def rerun(params_file: Path, scratch: Path, fresh_cache: bool = False) -> Path:
+    """Run the whole notebook sequence of ``params_file`` into ``scratch`` (prepared by
+    :func:`prepare_scratch`), with the params' cache or, with ``fresh_cache``, an empty one
+    inside ``scratch``; return the run folder."""
+    from .runner import run_notebooks
+
+    raw = yaml.safe_load(params_file.read_text()) | {"output_dir": str(scratch / "outputs")}
+    if fresh_cache:
+        raw["cache_dir"] = str(scratch / "cache")
     copy = scratch / params_file.name
     copy.write_text(yaml.safe_dump(raw, sort_keys=False))
     return run_notebooks(copy)
 
 
-def check(params_file: Path, committed: Path, scratch: Path | None = None) -> list[Difference]:
+def check_params(params_file: Path, committed: Path) -> None:
+    """Refuse params that are not the committed run's (output and cache locations aside)."""
+    record = committed / "run.json"
+    if not record.is_file():
+        return
+    ignore = {"output_dir", "cache_dir", "cluster"}
+    ours = {k: v for k, v in load_params(params_file).model_dump().items() if k not in ignore}
+    theirs = {k: v for k, v in json.loads(record.read_text()).get("params", {}).items() if k not in ignore}
+    changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if changed:
+        raise StoryHashError(f"--params {params_file} differs from the params in {record} in {', '.join(changed)};"
+                             " give the params file the committed run was made with")
+
+
+def check(params_file: Path, committed: Path, scratch: Path | None = None,
+          fresh_cache: bool = False) -> list[Difference]:
     """Rerun ``params_file`` and compare it with the committed run folder; print the verdict."""
     if not (committed / "tables").is_dir():
         raise StoryHashError(f"{committed} has no tables/ folder (give --run the committed run folder)")
-    scratch = scratch or PROJECT_ROOT / ".cache" / "reproduce" / committed.name
-    names, differences = compare_runs(committed, rerun(params_file, scratch))
+    check_params(params_file, committed)
+    scratch = (scratch or PROJECT_ROOT / ".cache" / "reproduce" / committed.name).resolve()
+    prepare_scratch(scratch, committed)
+    run_dir = rerun(params_file, scratch, fresh_cache)
+    names, differences = compare_runs(committed, run_dir)
     for d in differences:
         print(f"DIFFERS  {d}")
+    extract = json.loads((run_dir / "run.json").read_text())["stages"]["extract"]
+    reused = (f"{extract['queries_cached']} of {extract['queries']} query videos came from the cache"
+              if not fresh_cache else "everything recomputed in an empty cache")
     verdict = "reproduced" if not differences else f"{len(differences)} difference(s)"
-    print(f"{len(names)} tables of {committed} compared with the rerun in {scratch}: {verdict}"
-          f" (rates, ranks and counts identical, other floats within {TOLERANCE:g})")
+    print(f"{len(names)} tables of {committed} compared with the rerun in {run_dir} ({reused}): {verdict}"
+          f" (rates, ranks, counts and text identical, other floats within {TOLERANCE:g})")
     return differences

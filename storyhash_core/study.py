@@ -42,7 +42,7 @@ from .machine import cpu
 from .index import build_index, load_index, save_index, search
 from .metrics import latency_stats, per_transform_table, query_rows
 from .motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
-from .params import StudyParams, load_params, portable, resolve_location, resolve_path, run_location
+from .params import PROJECT_ROOT, StudyParams, load_params, portable, resolve_location, resolve_path, run_location
 from .parallel import Failure, dask_client
 from .pipeline import Output, process_videos
 from .queries import Query, QueryJob, generate_queries, query_path
@@ -161,6 +161,10 @@ def query_files(run: Run, query_ids: list[str]) -> dict[str, Path]:
     """The cached video of each query id (``<reference>@<transform>``), found from its content key."""
     videos = {v.video_id: v for v in load_corpus(run.params, run.cache)}
     queries = run.table("queries").set_index("query_id")
+    missing = sorted(set(query_ids) - set(queries.index)) or sorted(set(queries.loc[query_ids, "reference_id"]) - set(videos))
+    if missing:
+        raise StoryHashError(f"{run.path('tables', 'queries.csv')} does not match the corpus of the params"
+                             f" ({missing[0]} unknown): rerun notebooks/01_extract")
     return {q: query_path(QueryJob(videos[queries.at[q, "reference_id"]], resolve([queries.at[q, "transform"]])[0]),
                           run.cache) for q in query_ids}
 
@@ -186,7 +190,7 @@ def portable_backbone(spec: BackboneSpec) -> dict:
 def local_backbone(record: dict) -> BackboneSpec:
     """The backbone a :func:`portable_backbone` record describes, its weights path on this machine."""
     spec = BackboneSpec.model_validate(record)
-    if spec.weights and spec.weights.startswith("$"):
+    if spec.weights and (spec.weights.startswith("$") or (PROJECT_ROOT / spec.weights).exists()):
         spec = spec.model_copy(update={"weights": str(resolve_path(spec.weights))})
     return spec
 

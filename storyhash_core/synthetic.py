@@ -160,7 +160,8 @@ def _render(spec: SyntheticSpec, rng: np.random.Generator, n_frames: int):
         yield frame, visible
 
 
-def _write_mp4(frames: list[np.ndarray], fps: float, out: Path) -> None:
+def write_mp4(frames: list[np.ndarray], fps: float, out: Path) -> None:
+    """H.264 (x264 CRF 18, medium) of RGB ``frames``: the same bytes on every run and x86 CPU."""
     with av.open(str(out), "w") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
@@ -195,7 +196,7 @@ def _write_clip(spec: SyntheticSpec, index: int, root: Path) -> tuple[Video, lis
     else:
         path = root / "clips" / f"{video_id}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_mp4(frames, spec.fps, path)
+        write_mp4(frames, spec.fps, path)
     meta = {"width": str(spec.width), "height": str(spec.height), "frames": str(n_frames),
             "duration_s": f"{n_frames / spec.fps:.3f}", "license": "generated (CC0)",
             "source_repository": "storyhash_core.synthetic"}

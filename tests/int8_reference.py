@@ -53,18 +53,24 @@ class Int8Reference:
         v = self.init[name]
         return v.reshape(()).item() if v.size == 1 else v
 
-    def run(self, x: np.ndarray, output: str = "embedding", keep: set[str] | None = None) -> dict:
+    def run(self, x: np.ndarray, output: str = "embedding") -> dict:
         """Every tensor computed (uint8 activations, float outputs) by name."""
         env: dict[str, np.ndarray] = {"input": x}
-        for node in self.model.graph.node:
+        producer = {o: n for n in self.model.graph.node for o in n.output}
+        needed, stack = set(), [output]
+        while stack:  # the nodes ``output`` depends on
+            node = producer.get(stack.pop())
+            if node is not None and node.output[0] not in needed:
+                needed.add(node.output[0])
+                stack.extend(node.input)
+        for node in (n for n in self.model.graph.node if n.output[0] in needed):
             op, ins, out = node.op_type, list(node.input), node.output[0]
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            if ins[0] not in env:  # another output's branch
-                continue
             if op == "QuantizeLinear":
                 env[out] = np.clip(np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]),
                                    0, 255).astype(np.uint8)
             elif op == "QLinearConv":
+                assert attrs.get("dilations", [1, 1]) == [1, 1] and len(set(attrs["pads"])) == 1, "plain convolutions only"
                 xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
                 w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(-1, 1, 1, 1)
                 acc = int_conv(xq, w, attrs.get("group", 1), attrs["strides"][0], attrs["pads"][0])
@@ -81,13 +87,15 @@ class Int8Reference:
             elif op == "QLinearGlobalAveragePool":
                 xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
                 n = xq.shape[2] * xq.shape[3]
-                scale = F32(self.value(ins[1])) / F32(self.value(ins[3])) / F32(n)
+                scale = F32(self.value(ins[1])) / (F32(self.value(ins[3])) * F32(n))
                 env[out] = _requantize(xq.sum((2, 3), keepdims=True), scale, int(self.value(ins[4])))
             elif op == "DequantizeLinear":
                 env[out] = ((env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(F32)
                             * F32(self.value(ins[1])))
             elif op == "Flatten":
                 env[out] = env[ins[0]].reshape(len(env[ins[0]]), -1)
+            else:
+                raise NotImplementedError(f"no reference for {op}")
             if output in env:
                 return env
         raise KeyError(output)

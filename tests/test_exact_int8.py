@@ -27,7 +27,7 @@ def reference():
 def test_embeddings_equal_the_exact_integer_reference_on_saturating_frames(reference):
     """The backbone's embeddings equal an int64 NumPy evaluation of the quantised model, bit for
     bit, on frames that overflow x86's 16-bit u8×s8 pair sums (native onnxruntime int8 kernels
-    on a CPU without VNNI give cosine 0.87-0.92 here: bench/int8_cpus.py)."""
+    on an emulated AVX2 CPU without VNNI give cosine 0.51-0.90 here: bench/cpus.py)."""
     ref, env = reference
     net = load_backbone(BackboneSpec(name="mobilenetv2-onnx", weights=str(SHARED_ONNX)))
     np.testing.assert_array_equal(net.embed(saturating_frames()), env["embedding"])
@@ -41,6 +41,24 @@ def test_the_saturating_frames_do_overflow_16_bit_pair_sums(reference):
     pointwise = [n for n in ref.model.graph.node[:8] if n.op_type == "QLinearConv" and ref.init[n.input[3]].shape[2] == 1]
     overflows = [pair_saturation(env[n.input[0]], ref.init[n.input[3]]) for n in pointwise]
     assert sum(overflows) > 1000, overflows
+
+
+@needs_model
+def test_graph_optimisations_keep_the_arithmetic(reference):
+    """onnxruntime's optimised graph (NCHWc layouts, fusions but ConvMulFusion) gives the same
+    bytes as the graph run without any optimisation."""
+    import onnxruntime as ort
+
+    from storyhash_core.backbones.mobilenet import exact_session
+
+    _, env = reference
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    plain = ort.InferenceSession(exact_graph(onnx.load(str(SHARED_ONNX))).SerializeToString(), options,
+                                 providers=["CPUExecutionProvider"])
+    x = preprocess(saturating_frames())
+    np.testing.assert_array_equal(plain.run(["embedding"], {"input": x})[0], env["embedding"])
+    np.testing.assert_array_equal(exact_session(SHARED_ONNX).run(["embedding"], {"input": x})[0], env["embedding"])
 
 
 def test_conv_bound_is_the_largest_partial_sum():

@@ -163,3 +163,18 @@ def test_ivfpq_rerank_restores_exact_top1_from_vectors_on_disk(tmp_path):
     with pytest.raises(ValueError, match="ivfpq only"):
         IndexSpec(kind="hnsw", rerank=10)
     np.testing.assert_array_equal(search(loaded, queries, k=3).rows, fine.rows)
+
+
+def test_hnsw_build_is_repeatable_and_leaves_the_thread_count():
+    """The build runs on one OpenMP thread (FAISS documents parallel HNSW insertion as
+    order-dependent; not observed on this 2-core machine) and restores the thread count."""
+    import faiss
+
+    vectors = np.random.default_rng(0).normal(size=(3000, 32)).astype(np.float32)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(4)
+    try:
+        graphs = {faiss.serialize_index(build_index(vectors, IndexSpec(kind="hnsw"))).tobytes() for _ in range(3)}
+        assert len(graphs) == 1 and faiss.omp_get_max_threads() == 4
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -56,8 +56,11 @@ def test_portable_paths_resolve_back_on_any_machine(tmp_path):
     assert resolve_path(portable(PROJECT_ROOT / "params" / "real.yaml")) == PROJECT_ROOT / "params" / "real.yaml"
     weights = tmp_path / "m.onnx"
     weights.write_bytes(b"")
-    for path in (weights, shared / "models" / "mobilenetv2-imagenet-embed.onnx"):
+    for path in (weights, shared / "models" / "mobilenetv2-imagenet-embed.onnx", PROJECT_ROOT / "pyproject.toml"):
         spec = BackboneSpec(name="mobilenetv2-onnx", weights=str(path))
         assert local_backbone(portable_backbone(spec)) == spec
-    if path.is_file():
+    assert portable_backbone(spec)["weights"] == "pyproject.toml"  # project-relative, found from any folder
+    model = shared / "models" / "mobilenetv2-imagenet-embed.onnx"
+    if model.is_file():
+        spec = BackboneSpec(name="mobilenetv2-onnx", weights=str(model))
         assert portable_backbone(spec)["weights"] == "$STORYHASH_SHARED/models/mobilenetv2-imagenet-embed.onnx"

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from storyhash_core.errors import StoryHashError
-from storyhash_core.reproduce import compare_runs, compare_table
+from storyhash_core.params import PROJECT_ROOT
+from storyhash_core.reproduce import SCRATCH_MARK, check_params, compare_runs, compare_table, prepare_scratch
 
 
 def table(**changes) -> pd.DataFrame:
@@ -20,12 +21,26 @@ def test_rates_counts_and_text_must_be_identical():
     (d,) = compare_table("t.csv", table(), table(recall_at_1=[0.82, 0.95 + 1e-9]))
     assert (d.table, d.column) == ("t.csv", "recall_at_1") and "1 rows differ, first row 1" in d.detail
     (d,) = compare_table("t.csv", table(), table(top1_id=["a", "c"]))
-    assert d.column == "top1_id" and "'b' -> 'c'" in d.detail
+    assert str(d) == "t.csv: top1_id: 1 rows differ, first row 1: b -> c"
+    assert compare_table("t.csv", table(), table(queries=[798.0, 798.0])) == []  # an int read back as float
 
 
-def test_floats_beyond_tolerance_are_reported_with_the_largest_gap():
+def test_floats_beyond_tolerance_are_reported_with_the_first_row():
     (d,) = compare_table("t.csv", table(), table(sim_mean=[0.9401, 0.9375]))
-    assert str(d) == "t.csv: sim_mean: 1 rows beyond 0.0001, largest 0.0003 (row 1)"
+    assert str(d) == "t.csv: sim_mean: 1 rows beyond 0.0001, first row 1: 0.9372 -> 0.9375"
+    nan = float("nan")
+    assert compare_table("t.csv", table(sim_mean=[nan, 0.5]), table(sim_mean=[nan, 0.5])) == []
+    (d,) = compare_table("t.csv", table(sim_mean=[nan, nan]), table(sim_mean=[0.1, 0.2]))
+    assert str(d) == "t.csv: sim_mean: 2 rows beyond 0.0001, first row 0: nan -> 0.1"
+
+
+def test_printed_intervals_allow_one_unit_of_their_last_digit_unless_exact():
+    committed = pd.DataFrame({"micro_ap_ci": ["[0.73, 0.793]"], "recall_at_1_ci": ["[85.2, 90.4]"]})
+    assert compare_table("t.csv", committed, committed.assign(micro_ap_ci=["[0.731, 0.792]"])) == []
+    (d,) = compare_table("t.csv", committed, committed.assign(micro_ap_ci=["[0.73, 0.795]"]))
+    assert d.column == "micro_ap_ci"
+    (d,) = compare_table("t.csv", committed, committed.assign(recall_at_1_ci=["[85.2, 90.5]"]))
+    assert d.column == "recall_at_1_ci"
 
 
 def test_shape_changes_are_one_difference():
@@ -46,3 +61,38 @@ def test_runs_compare_every_table_but_the_timings(tmp_path):
     assert [str(d) for d in differences] == ["ablation.csv: missing from the rerun", "new.csv: only in the rerun"]
     with pytest.raises(StoryHashError, match="has no tables"):
         compare_runs(tmp_path / "none", b)
+
+
+def test_a_rerun_never_empties_the_committed_run_or_a_folder_it_did_not_make(tmp_path):
+    committed = tmp_path / "outputs" / "real"
+    (committed / "tables").mkdir(parents=True)
+    for scratch in (committed, tmp_path / "outputs", committed / "x", PROJECT_ROOT):
+        with pytest.raises(StoryHashError, match="--scratch"):
+            prepare_scratch(scratch, committed)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(StoryHashError, match="not empty"):
+        prepare_scratch(other, committed)
+    assert (other / "notes.txt").is_file()
+    scratch = tmp_path / "scratch"
+    prepare_scratch(scratch, committed)
+    (scratch / "old").write_text("from the last rerun")
+    prepare_scratch(scratch, committed)
+    assert sorted(p.name for p in scratch.iterdir()) == [SCRATCH_MARK] and (committed / "tables").is_dir()
+
+
+def test_params_must_be_the_committed_runs(tmp_path):
+    import json
+
+    committed = tmp_path / "real"
+    committed.mkdir()
+    params = PROJECT_ROOT / "params" / "default.yaml"
+    from storyhash_core.params import load_params
+
+    record = load_params(params).model_dump() | {"output_dir": "elsewhere"}
+    (committed / "run.json").write_text(json.dumps({"params": record}, default=str))
+    check_params(params, committed)
+    (committed / "run.json").write_text(json.dumps({"params": record | {"pooling": "mean"}}, default=str))
+    with pytest.raises(StoryHashError, match="differs from the params in .* in pooling"):
+        check_params(params, committed)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import load_manifest
-from storyhash_core.synthetic import GROUND_TRUTH, _write_mp4, generate_corpus, synthetic_corpus
+from storyhash_core.synthetic import GROUND_TRUTH, write_mp4, generate_corpus, synthetic_corpus
 from storyhash_core.video import sample_frames
 
 from .conftest import TINY
@@ -68,6 +68,6 @@ def test_the_encoder_writes_the_same_bytes_every_time(tmp_path, tiny_corpus):
     frames = list(sample_frames(tiny_corpus.parent / "clips" / "synth-01.mp4", fps=None).frames)
     digests = set()
     for i in range(6):
-        _write_mp4(frames, TINY.fps, tmp_path / f"{i}.mp4")
+        write_mp4(frames, TINY.fps, tmp_path / f"{i}.mp4")
         digests.add(hashlib.sha256((tmp_path / f"{i}.mp4").read_bytes()).hexdigest())
     assert len(digests) == 1

@@ -5,7 +5,8 @@ from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import Video
 from storyhash_core.errors import TransformError
 from storyhash_core.queries import generate_queries
-from storyhash_core.transforms import PAPER_TRANSFORMS, Transform, apply_transform, resolve, rotation_sweep
+from storyhash_core.transforms import (PAPER_TRANSFORMS, Transform, apply_transform, ffmpeg_command, resolve,
+                                      rotation_sweep)
 from storyhash_core.video import sample_frames
 
 PAPER_NAMES = ["crop_10", "crop_20", "rotate_5", "rotate_10", "brightness_20", "brightness_40",
@@ -33,6 +34,8 @@ def test_sweeps_and_names_resolve():
 @pytest.mark.parametrize("name", ["compress_25", "rotate_10", "brightness_40"])
 def test_a_transform_writes_the_same_bytes_every_time(odd_clips, tmp_path, name):
     """One x264 thread, no macroblock tree, swscale's exact paths: repeated runs are identical."""
+    command = ffmpeg_command(odd_clips["mkv"], PAPER_TRANSFORMS[name], tmp_path / "x.mp4")
+    assert "threads=1:mbtree=0" in command and "accurate_rnd+bitexact" in command  # the CPU-independent settings
     outs = [tmp_path / f"{i}.mp4" for i in range(4)]
     for out in outs:
         apply_transform(odd_clips["mkv"], PAPER_TRANSFORMS[name], out)

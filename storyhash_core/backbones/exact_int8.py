@@ -18,8 +18,10 @@ A float32 sum of integers is exact, in any order, while every partial sum stays 
 breaks it. So each layer's output is a function of integers and float32 roundings of single
 products, which IEEE 754 fixes: the same on AVX2, AVX-512 or VNNI, in any thread count.
 onnxruntime's ``ConvMulFusion`` would fold the rescale into the weights and break this; it is
-disabled (:data:`DISABLED_OPTIMIZERS`). Only the path to ``output`` (by default the pooled
-``embedding``) is kept.
+disabled (:data:`DISABLED_OPTIMIZERS`); the other optimisations keep it (on AVX2 and newer the
+NCHWc transformer turns the per-channel rescales into 1×1 depthwise convolutions, still one
+product per output), which a test checks against the unoptimised graph. Only the path to
+``output`` (by default the pooled ``embedding``) is kept.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ EXACT_LIMIT = 2**24  # float32 represents every integer up to this exactly
 DISABLED_OPTIMIZERS = ["ConvMulFusion"]
 SUPPORTED = {"QuantizeLinear", "QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "DequantizeLinear",
              "Flatten"}
+ACTIVATION_ZEROS = {"QuantizeLinear": (2,), "QLinearConv": (2, 7), "QLinearAdd": (2, 5, 7),
+                    "QLinearGlobalAveragePool": (2, 4), "DequantizeLinear": (2,)}  # input positions
+DOMAINS = {"", "ai.onnx", "com.microsoft"}  # QLinearAdd and the pool are onnxruntime's contrib operators
 
 
 class ExactGraphError(ValueError):
@@ -92,8 +97,11 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
     for i, node in enumerate(n for n in graph.node if n in needed):
         p = f"exact{i}"
         op, ins, out = node.op_type, list(node.input), node.output[0]
-        if op not in SUPPORTED:
-            raise ExactGraphError(f"operator {op} ({node.name or out}) has no exact float rewrite")
+        if op not in SUPPORTED or node.domain not in DOMAINS:
+            raise ExactGraphError(f"operator {node.domain or 'ai.onnx'}.{op} ({node.name or out}) has no exact float"
+                                  " rewrite (the rewrite covers a QOperator model with uint8 activations)")
+        if any(init[ins[k]].dtype != np.uint8 for k in ACTIVATION_ZEROS.get(op, ())):
+            raise ExactGraphError(f"{op} {node.name or out} has int8 activations; the rewrite assumes uint8")
         f32 = np.float32
         if op == "QuantizeLinear":
             nodes.append(helper.make_node("Div", [ins[0], const(f"{p}/in_scale", f32(scalar(ins[1])))], [f"{p}/div"]))
@@ -135,9 +143,9 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
             consts[f"{p}/hw_axes"] = numpy_helper.from_array(np.array([2, 3], np.int64), f"{p}/hw_axes")
             nodes.append(helper.make_node("ReduceProd", [f"{p}/hw"], [f"{p}/n_int"], keepdims=1))
             nodes.append(helper.make_node("Cast", [f"{p}/n_int"], [f"{p}/n"], to=onnx.TensorProto.FLOAT))
-            # onnxruntime: scale = x_scale / y_scale / pixels, all float32
-            ratio = f32(scalar(x_scale)) / f32(scalar(y_scale))
-            nodes.append(helper.make_node("Div", [const(f"{p}/ratio", ratio), f"{p}/n"], [f"{p}/scale"]))
+            # onnxruntime: scale = x_scale / (y_scale * pixels), in float32
+            nodes.append(helper.make_node("Mul", [const(f"{p}/y_scale", f32(scalar(y_scale))), f"{p}/n"], [f"{p}/yn"]))
+            nodes.append(helper.make_node("Div", [const(f"{p}/x_scale", f32(scalar(x_scale))), f"{p}/yn"], [f"{p}/scale"]))
             nodes.append(helper.make_node("Mul", [f"{p}/sum", f"{p}/scale"], [f"{p}/scaled"]))
             requantize(p, f"{p}/scaled", f32(1.0), int(scalar(y_zero)), out)
         elif op == "DequantizeLinear":

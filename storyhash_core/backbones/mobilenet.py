@@ -28,11 +28,11 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     return x
 
 
+ARITHMETIC = "exact-int8"  # in the weights id, so cache keys follow the rewrite: change it when its arithmetic changes
+
+
 def onnx_weights_id(path: Path) -> str:
     return f"mobilenetv2-onnx:{file_digest(path)}:{ARITHMETIC}"
-
-
-ARITHMETIC = "exact-int8"  # in the weights id, so cache keys tell these embeddings from native-kernel ones
 
 
 def exact_session(path: Path, threads: int = 1):
