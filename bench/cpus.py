@@ -64,12 +64,20 @@ def child(work: Path) -> None:
     s = sample_frames(FOLDER, 6.0, 24.0)
     t = load_tracker(TrackerSpec()).track(s.frames, s.timestamps)
     record["tracks"] = digest(np.concatenate([t.centroid.ravel(), t.box.ravel(), t.area, t.object_id]))
+    from storyhash_core.features import l2_normalize, pool
+    from storyhash_core.motion import motion_blocks
+
+    frames = l2_normalize(out["exact"])
+    record["l2_and_pooling"] = digest(np.concatenate([frames.ravel(), *(pool(frames, m) for m in ("median", "mean", "max"))]))
+    record["motion_features"] = digest(np.concatenate([b.ravel() for b in motion_blocks([t])]))
     write_mp4(list(clip.frames), 10.0, work / "pyav.mp4")
     record["encode_pyav_x264"] = digest((work / "pyav.mp4").read_bytes())
     vectors = np.load(work / "vectors.npz")
     refs, queries = vectors["refs"], vectors["queries"]
+    from storyhash_core.similarity import inner_products
+
     out["sims_float32"] = queries @ refs.T  # float32 BLAS: kernels chosen per CPU
-    out["sims_float64"] = (queries.astype(np.float64) @ refs.T.astype(np.float64)).astype(np.float32)
+    out["sims_float64"] = inner_products(queries, refs)  # the study's: float64, rounded to float32
     from storyhash_core.index import IndexSpec, build_index, search
 
     found = search(build_index(refs, IndexSpec(kind="hnsw")), queries, 10)

@@ -35,7 +35,7 @@ from .figures import rotation_mitigation_figure, save_figure, score_distribution
 from .fusion import fuse
 from .pipeline import Output, process_videos
 from .report import write_table
-from .similarity import chamfer_matrix, max_over_variants, rerank
+from .similarity import chamfer_matrix, inner_products, max_over_variants, rerank
 from .study import (Blocks, Run, extracted_backbone, flip_outputs, hash_outputs, load_blocks, load_corpus, query_files,
                     query_meta_table, rotation_outputs, run_record, sweep_queries)
 from .transforms import rotation_sweep
@@ -73,7 +73,7 @@ def configuration_matrices(run: Run, blocks: Blocks, gallery: list[str]) -> dict
     out = {}
     for c in p.evaluation.configurations:
         g = fuse(blocks.refs, c, p.evaluation.weights)[cols]
-        out[c] = fuse(blocks.queries, c, p.evaluation.weights) @ g.T
+        out[c] = inner_products(fuse(blocks.queries, c, p.evaluation.weights), g)
     return out
 
 
@@ -162,10 +162,10 @@ def baselines_stage(run: Run, client) -> dict:
 
     matrices = configuration_matrices(run, blocks, setup.gallery)
     # the visual block alone (= the padded ablation, whose zeros change no inner product)
-    visual = matrices.setdefault("visual_padded", pooled[p.pooling][0] @ pooled[p.pooling][1].T)
+    visual = matrices.setdefault("visual_padded", inner_products(*pooled[p.pooling]))
     for method in p.baselines.poolings:
         if method != p.pooling:
-            matrices[f"visual_{method}"] = pooled[method][0] @ pooled[method][1].T
+            matrices[f"visual_{method}"] = inner_products(*pooled[method])
     chamfer = chamfer_matrix(query_frames, ref_frames)
     matrices[f"visual_chamfer_top{p.baselines.chamfer_k}"] = rerank(visual, chamfer, p.baselines.chamfer_k)
     backbone = extracted_backbone(run)
@@ -178,9 +178,9 @@ def baselines_stage(run: Run, client) -> dict:
     if flips:
         q_pooled, r_pooled = pooled[p.pooling]
         matrices["visual_flip_tta_query"] = max_over_variants(
-            [visual, *(_pooled(_frames(by_query[f]), p.pooling) @ r_pooled.T for f in flips)])
+            [visual, *(inner_products(_pooled(_frames(by_query[f]), p.pooling), r_pooled) for f in flips)])
         matrices["visual_flip_aug_reference"] = max_over_variants(
-            [visual, *(q_pooled @ _pooled(_frames(by_ref[f]), p.pooling).T for f in flips)])
+            [visual, *(inner_products(q_pooled, _pooled(_frames(by_ref[f]), p.pooling)) for f in flips)])
 
     baseline = "visual_padded"
     entry, summary = report_methods(run, setup, matrices, "baselines",
@@ -237,7 +237,7 @@ def rotation_mitigation_stage(run: Run, client) -> pd.DataFrame:
     refs = fuse(blocks.refs, "visual")[[blocks.ref_ids.index(r) for r in setup.gallery]]
     outputs = [(backbone, ""), *rotation_outputs(p, backbone)]  # computed by notebook 07
     found = _extract(run, client, items, outputs, "sweep")
-    variants = {v: _pooled(_frames(found[backbone, v]), p.pooling) @ refs.T for _, v in outputs}
+    variants = {v: inner_products(_pooled(_frames(found[backbone, v]), p.pooling), refs) for _, v in outputs}
     matrices = {"visual_padded": variants[""], "visual_rotation_tta": max_over_variants(list(variants.values()))}
     rows = evaluate(matrices, setup.truth, setup.meta)
     order = [t.name for t in rotation_sweep(p.figures.rotation_angles)]

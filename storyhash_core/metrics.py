@@ -10,15 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .similarity import inner_products
+
 
 def query_rows(queries: np.ndarray, gallery: np.ndarray, gallery_ids: list[str], true_ids: list[str],
-               retrieved_rows: np.ndarray, retrieved_scores: np.ndarray) -> pd.DataFrame:
+               retrieved_rows: np.ndarray) -> pd.DataFrame:
     """Per-query results; ``rank`` is 1-based in the retrieved list, NaN if absent.
 
-    ``sim_true``, ``best_wrong_sim`` and ``margin`` are exact (all gallery items), so they
-    do not depend on the index being approximate.
+    ``top1_sim``, ``sim_true``, ``best_wrong_sim`` and ``margin`` are exact (all gallery items),
+    so they do not depend on the index being approximate, nor on the CPU (the index's own
+    scores differ in their last bits between CPUs).
     """
-    sims = queries @ gallery.T
+    sims = inner_products(queries, gallery)
     position = {v: i for i, v in enumerate(gallery_ids)}
     true_rows = np.array([position[t] for t in true_ids])
     n = np.arange(len(queries))
@@ -32,7 +35,7 @@ def query_rows(queries: np.ndarray, gallery: np.ndarray, gallery_ids: list[str],
     return pd.DataFrame({
         "rank": rank,
         "top1_id": [gallery_ids[r] if r >= 0 else "" for r in top1],
-        "top1_sim": retrieved_scores[:, 0],
+        "top1_sim": np.where(top1 >= 0, sims[n, np.maximum(top1, 0)], np.nan),
         "sim_true": sim_true,
         "best_wrong_id": [gallery_ids[r] for r in best_wrong],
         "best_wrong_sim": sims[n, best_wrong],

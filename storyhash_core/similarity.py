@@ -1,5 +1,6 @@
-"""Video-to-video similarity matrices beyond one pooled vector per video.
+"""Video-to-video similarity matrices.
 
+- :func:`inner_products`: every query × reference inner product, the same bytes on every CPU;
 - :func:`chamfer_matrix`: frame-level Chamfer similarity, training-free in the spirit of
   ViSiL_f: for a query and a reference, the mean over query frames of the best-matching
   reference frame's cosine similarity. It sees *which* frames match, not only an average
@@ -16,6 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def inner_products(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """``queries @ references.T`` in float64, rounded to float32. Float32 BLAS sums in an order
+    its kernel (chosen per CPU) decides, so its last bits differ between CPUs (up to 6e-7 on
+    unit vectors, ``bench/cpus.py``); float64 sums round to the same float32 everywhere."""
+    return (np.asarray(queries, np.float64) @ np.asarray(references, np.float64).T).astype(np.float32)
+
+
 def chamfer_matrix(queries: list[np.ndarray], references: list[np.ndarray]) -> np.ndarray:
     """Chamfer similarity of every query × reference (lists of L2-normalised frame matrices):
     the mean over query frames of the maximum cosine similarity to any reference frame."""
@@ -25,7 +33,7 @@ def chamfer_matrix(queries: list[np.ndarray], references: list[np.ndarray]) -> n
     bounds = np.cumsum([0] + [len(r) for r in references])
     out = np.empty((len(queries), len(references)), np.float32)
     for i, q in enumerate(queries):
-        frame_sims = q.astype(np.float32) @ ref_all.T  # query frames × all reference frames
+        frame_sims = inner_products(q, ref_all)  # query frames × all reference frames
         best = np.maximum.reduceat(frame_sims, bounds[:-1], axis=1)  # best frame of each reference
         out[i] = best.mean(axis=0)
     return out

@@ -181,6 +181,12 @@ def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
     return [v for v in videos if wanted is None or v.collection in wanted]
 
 
+def worker_cpus(client) -> list[dict]:
+    """The distinct CPUs (model and ISA flags) of the Dask workers that computed the features."""
+    found = client.run(cpu).values()
+    return [json.loads(c) for c in sorted({json.dumps(c, sort_keys=True) for c in found})]
+
+
 def portable_backbone(spec: BackboneSpec) -> dict:
     """``spec`` for run.json and index metadata, its weights path portable (see :func:`local_backbone`)."""
     weights = spec.weights and Path(spec.weights).exists() and portable(spec.weights)
@@ -315,7 +321,7 @@ def extract_stage(run: Run, client) -> dict:
     costs = costs.assign(tracking_share=costs["tracking_s"] / costs[timing].sum(axis=1))
     write_table(costs, run.path("tables", "extraction_cost"))
     entry = {
-        "backbone": portable_backbone(backbone), "backbone_reason": why,
+        "backbone": portable_backbone(backbone), "backbone_reason": why, "worker_cpus": worker_cpus(client),
         "tracker": p.motion.tracker.model_dump() if p.motion.enabled else None,
         "references": len(videos), "references_failed": int((references["error"] != "").sum()),
         "queries": len(query_df), "queries_failed": int((query_df["error"] != "").sum()),
@@ -461,7 +467,7 @@ def search_configurations(run: Run, query_ids: list[str], probe_blocks: dict, qu
         g = fuse(gallery_blocks, configuration, p.evaluation.weights)
         q = fuse(probe_blocks, configuration, p.evaluation.weights)
         result = search(index, q, p.evaluation.k)
-        found = query_rows(q, g, ids, list(meta["reference_id"]), result.rows, result.scores)
+        found = query_rows(q, g, ids, list(meta["reference_id"]), result.rows)
         rows.append(pd.concat([meta.assign(configuration=configuration), found], axis=1))
         latency[configuration] = latency_stats(result.latency_ms)
     return pd.concat(rows, ignore_index=True), latency

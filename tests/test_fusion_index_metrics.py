@@ -91,7 +91,7 @@ def known_case():
     truth = ["r0", "r0", "r2"]
     index = build_index(gallery, IndexSpec(kind="flat"))
     result = search(index, queries, k=3)
-    return query_rows(queries, gallery, ["r0", "r1", "r2"], truth, result.rows, result.scores)
+    return query_rows(queries, gallery, ["r0", "r1", "r2"], truth, result.rows)
 
 
 def test_query_rows_on_a_known_case():
@@ -115,7 +115,7 @@ def test_summaries():
 
 
 def test_rank_is_nan_when_missing_from_the_list():
-    rows = query_rows(np.eye(3)[:1], np.eye(3), ["a", "b", "c"], ["c"], np.array([[0, 1]]), np.array([[1.0, 0.0]]))
+    rows = query_rows(np.eye(3)[:1], np.eye(3), ["a", "b", "c"], ["c"], np.array([[0, 1]]))
     assert np.isnan(rows["rank"][0])
     assert summarize(rows.assign(t="x"), ["t"])["recall_at_3"][0] == 0.0
     assert isinstance(rows, pd.DataFrame)

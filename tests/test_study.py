@@ -68,6 +68,7 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     assert record["robustness"]["search_latency"]["fusion"]["queries"] == 6
     assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8, "action_raw": 15}
     assert record["extract"]["queries_cached"] == 0
+    assert record["extract"]["worker_cpus"] == [json.loads(run.path("run.json").read_text())["cpu"]]
     before = run.table("table1")
     run_stages(write_params(tmp_path), client)
     assert json.loads(run.path("run.json").read_text())["stages"]["extract"]["queries_cached"] == 6
