@@ -157,9 +157,10 @@ def portable_path(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
-def query_files(run: Run, query_ids: list[str]) -> dict[str, Path]:
-    """The cached video of each query id (``<reference>@<transform>``), found from its content key."""
-    videos = {v.video_id: v for v in load_corpus(run.params, run.cache)}
+def query_files(run: Run, query_ids: list[str], corpus: list[Video] | None = None) -> dict[str, Path]:
+    """The cached video of each query id (``<reference>@<transform>``), found from its content key
+    (``corpus``: the run's references, if already loaded)."""
+    videos = {v.video_id: v for v in corpus or load_corpus(run.params, run.cache)}
     queries = run.table("queries").set_index("query_id")
     missing = sorted(set(query_ids) - set(queries.index)) or sorted(set(queries.loc[query_ids, "reference_id"]) - set(videos))
     if missing:
@@ -171,8 +172,8 @@ def query_files(run: Run, query_ids: list[str]) -> dict[str, Path]:
 
 def video_files(run: Run) -> dict[str, Path]:
     """The video file or frame folder of every reference and query id of the run."""
-    refs = {v.video_id: v.path for v in load_corpus(run.params, run.cache)}
-    return refs | query_files(run, list(run.table("queries")["query_id"]))
+    corpus = load_corpus(run.params, run.cache)
+    return {v.video_id: v.path for v in corpus} | query_files(run, list(run.table("queries")["query_id"]), corpus)
 
 
 def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
