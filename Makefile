@@ -23,7 +23,9 @@ setup: $(STAMP)  ## create .venv and install the pinned dependencies
 study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.yaml)
 	$(BIN)/storyhash study --params $(PARAMS)
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## lint and format check (ruff), then the test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n 2
 
 check-reproducible: $(STAMP)  ## rerun RUN (default outputs/real) from PARAMS and compare every table

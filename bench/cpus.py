@@ -6,8 +6,9 @@ MobileNetV2 embeddings through onnxruntime's native int8 kernels and through the
 (against the int64 NumPy reference of ``tests/int8_reference.py``, computed on the host); the
 decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed model input;
 the flow tracker's tracks; query-by-reference similarities (float32 BLAS, and float64 rounded
-to float32) and an HNSW index's rankings and scores on fixed unit vectors; and the bytes of three ffmpeg transforms (and of ``compress_25``
-with x264's macroblock tree, as before it was turned off) and of an x264 encode by PyAV. It reports which outputs equal the host's bit for bit.
+to float32) and an HNSW index's rankings and scores on fixed unit vectors; and the bytes of
+three ffmpeg transforms (and of ``compress_25`` with x264's macroblock tree, as before it was
+turned off) and of an x264 encode by PyAV. It reports which outputs equal the host's bit for bit.
 
     python bench/cpus.py [--cpus Haswell-v4 Nehalem] [--out bench/results/cpus.json]
 
@@ -57,18 +58,28 @@ def child(work: Path) -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     native = ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"])
-    out = {"native": native.run(["embedding"], {"input": x})[0], "exact": exact_session(ONNX).run(["embedding"], {"input": x})[0]}
+    out = {
+        "native": native.run(["embedding"], {"input": x})[0],
+        "exact": exact_session(ONNX).run(["embedding"], {"input": x})[0],
+    }
     clip, folder = sample_frames(CLIP, 2.0), sample_frames(FOLDER, 2.0, 24.0)
-    record = {"decode_h264": digest(clip.frames), "decode_jpeg": digest(folder.frames),
-              "preprocess": digest(np.concatenate([preprocess(clip.frames), preprocess(folder.frames)]))}
+    record = {
+        "decode_h264": digest(clip.frames),
+        "decode_jpeg": digest(folder.frames),
+        "preprocess": digest(np.concatenate([preprocess(clip.frames), preprocess(folder.frames)])),
+    }
     s = sample_frames(FOLDER, 6.0, 24.0)
     t = load_tracker(TrackerSpec()).track(s.frames, s.timestamps)
-    record["tracks"] = digest(np.concatenate([t.centroid.ravel(), t.box.ravel(), t.area, t.object_id]))
+    record["tracks"] = digest(
+        np.concatenate([t.centroid.ravel(), t.box.ravel(), t.area, t.object_id])
+    )
     from storyhash_core.features import l2_normalize, pool
     from storyhash_core.motion import motion_blocks
 
     frames = l2_normalize(out["exact"])
-    record["l2_and_pooling"] = digest(np.concatenate([frames.ravel(), *(pool(frames, m) for m in ("median", "mean", "max"))]))
+    record["l2_and_pooling"] = digest(
+        np.concatenate([frames.ravel(), *(pool(frames, m) for m in ("median", "mean", "max"))])
+    )
     record["motion_features"] = digest(np.concatenate([b.ravel() for b in motion_blocks([t])]))
     write_mp4(list(clip.frames), 10.0, work / "pyav.mp4")
     record["encode_pyav_x264"] = digest((work / "pyav.mp4").read_bytes())
@@ -92,7 +103,11 @@ def run_on(cpu: str, work: Path) -> dict:
 
     qemu = [] if cpu == "host" else ["qemu-x86_64", "-cpu", cpu]
     t0 = time.perf_counter()
-    subprocess.run([*qemu, sys.executable, __file__, "--child", str(work)], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*qemu, sys.executable, __file__, "--child", str(work)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     record = json.loads((work / "record.json").read_text())
     for name in [*TRANSFORMS, "compress_25_with_mbtree"]:
         out = work / f"{name}.mp4"
@@ -106,7 +121,10 @@ def run_on(cpu: str, work: Path) -> dict:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> list[float]:
-    return [round(float(v), 4) for v in (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)]
+    return [
+        round(float(v), 4)
+        for v in (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    ]
 
 
 def speed(frames: int = 64, rounds: int = 5) -> dict:
@@ -117,8 +135,10 @@ def speed(frames: int = 64, rounds: int = 5) -> dict:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    sessions = {"native": ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"]),
-                "exact": exact_session(ONNX)}
+    sessions = {
+        "native": ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"]),
+        "exact": exact_session(ONNX),
+    }
     x = np.random.default_rng(0).normal(size=(32, 3, 224, 224)).astype(np.float32)
     out = {}
     for name, s in sessions.items():
@@ -135,7 +155,9 @@ def speed(frames: int = 64, rounds: int = 5) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cpus", nargs="+", default=["Haswell-v4", "Nehalem"], help="qemu CPU models")
+    parser.add_argument(
+        "--cpus", nargs="+", default=["Haswell-v4", "Nehalem"], help="qemu CPU models"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpus.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,15 +168,21 @@ def main() -> None:
     from record import machine, write_record
 
     from storyhash_core.backbones.mobilenet import preprocess
-    from tests.int8_reference import Int8Reference, saturating_frames
     from storyhash_core.video import sample_frames
+    from tests.int8_reference import Int8Reference, saturating_frames
 
-    bright = np.clip(sample_frames(FOLDER, 2.0, 24.0).frames[:2].astype(np.int16) + 102, 0, 255).astype(np.uint8)
+    bright = np.clip(
+        sample_frames(FOLDER, 2.0, 24.0).frames[:2].astype(np.int16) + 102, 0, 255
+    ).astype(np.uint8)
     x = np.concatenate([preprocess(saturating_frames()), preprocess(bright)])
     reference = Int8Reference(ONNX).run(x)["embedding"]
-    rng = np.random.default_rng(0)  # 121 references and 798 noisy copies, unit vectors of the fused width
+    rng = np.random.default_rng(
+        0
+    )  # 121 references and 798 noisy copies, unit vectors of the fused width
     refs = rng.normal(size=(121, 535)).astype(np.float32)
-    queries = refs[rng.integers(0, 121, 798)] + rng.normal(scale=0.5, size=(798, 535)).astype(np.float32)
+    queries = refs[rng.integers(0, 121, 798)] + rng.normal(scale=0.5, size=(798, 535)).astype(
+        np.float32
+    )
     refs, queries = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (refs, queries))
     results = {}
     for cpu in ["host", *args.cpus]:
@@ -168,17 +196,30 @@ def main() -> None:
     for cpu, r in results.items():
         row = {k: v == host[k] for k, v in r["record"].items()}
         for path in ("native", "exact"):
-            row[f"{path}_int8_equals_reference"] = bool(np.array_equal(r["embeddings"][path], reference))
+            row[f"{path}_int8_equals_reference"] = bool(
+                np.array_equal(r["embeddings"][path], reference)
+            )
             row[f"{path}_int8_cosine_to_reference"] = cosine(r["embeddings"][path], reference)
         base = results["host"]["embeddings"]
         for name in ("sims_float32", "sims_float64", "hnsw_scores"):
-            row[f"{name}_max_abs_diff_to_host"] = float(np.abs(r["embeddings"][name] - base[name]).max())
-        row["hnsw_rankings_equal_host"] = bool(np.array_equal(r["embeddings"]["hnsw_rows"], base["hnsw_rows"]))
+            row[f"{name}_max_abs_diff_to_host"] = float(
+                np.abs(r["embeddings"][name] - base[name]).max()
+            )
+        row["hnsw_rankings_equal_host"] = bool(
+            np.array_equal(r["embeddings"]["hnsw_rows"], base["hnsw_rows"])
+        )
         row["seconds"] = r["seconds"]
         table[cpu] = row
-    write_record({"inputs": "3 saturating test frames + 2 DAVIS blackswan frames brightened by +102 (ffmpeg"
-                            " eq=brightness=0.4); outputs compared with the host's bit for bit",
-                  "cpus": table, "host_speed_1_thread_batch_32": speed(), "machine": machine()}, args.out)
+    write_record(
+        {
+            "inputs": "3 saturating test frames + 2 DAVIS blackswan frames brightened by +102"
+            " (ffmpeg eq=brightness=0.4); outputs compared with the host's bit for bit",
+            "cpus": table,
+            "host_speed_1_thread_batch_32": speed(),
+            "machine": machine(),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""Benchmark: FAISS index scaling, HNSW and IVF-PQ against exact search, at 10k, 100k and 1M vectors.
+"""Benchmark: FAISS index scaling, HNSW and IVF-PQ against exact search, at 10k–1M vectors.
 
 For each database size and index kind: build time, index size (bytes of the serialised
 index), and for each search setting ANN recall@1 (top-1 equal to the exact top-1),
 true-match R@1 and single-query latency (median, P99; queries searched one at a time, as
 a service would). Writes a JSON record.
 
-    python bench/index_scale.py [--sizes 10000 100000 1000000] [--run outputs/real] [--kinds flat hnsw ivfpq]
-                                [--threads 1] [--sigma 0.5] [--out bench/results/index_scale.json]
+    python bench/index_scale.py [--sizes 10000 100000 1000000] [--run outputs/real]
+        [--kinds flat hnsw ivfpq] [--threads 1] [--sigma 0.5] [--out bench/results/index_scale.json]
 
 ``ivfpq`` is the study's ``index.kind: ivfpq`` with its defaults (1024 lists, 32-byte codes),
 trained on the training sample below; ``ivfpq_rerank`` is the same with ``rerank: 100``: its
@@ -45,8 +45,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pandas as pd
-
 from record import machine, write_record
+
 from storyhash_core.features import l2_normalize
 from storyhash_core.fusion import fuse
 from storyhash_core.index import IndexSpec, Reranked, faiss_index, train_ivfpq
@@ -78,10 +78,15 @@ EXACT = "flat"
 INDEXES: dict[str, IndexKind] = {
     EXACT: IndexKind(lambda d, sample: faiss.IndexFlatIP(d)),
     "hnsw": IndexKind(_hnsw, ({"efSearch": IndexSpec().ef_search}, {"efSearch": 64})),
-    "ivfpq": IndexKind(lambda d, sample: train_ivfpq(sample, IndexSpec(kind="ivfpq")),
-                       ({"nprobe": IndexSpec().nprobe}, {"nprobe": 64})),
-    "ivfpq_rerank": IndexKind(lambda d, sample: train_ivfpq(sample, IndexSpec(kind="ivfpq")),
-                              ({"nprobe": IndexSpec().nprobe}, {"nprobe": 64}), rerank=100),
+    "ivfpq": IndexKind(
+        lambda d, sample: train_ivfpq(sample, IndexSpec(kind="ivfpq")),
+        ({"nprobe": IndexSpec().nprobe}, {"nprobe": 64}),
+    ),
+    "ivfpq_rerank": IndexKind(
+        lambda d, sample: train_ivfpq(sample, IndexSpec(kind="ivfpq")),
+        ({"nprobe": IndexSpec().nprobe}, {"nprobe": 64}),
+        rerank=100,
+    ),
 }
 
 
@@ -104,7 +109,7 @@ def fit_pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Mean, top ``dim`` principal axes (dim x d) and the variance share they explain."""
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    return mean, vt[:dim], float((s[:dim] ** 2).sum() / (s ** 2).sum())
+    return mean, vt[:dim], float((s[:dim] ** 2).sum() / (s**2).sum())
 
 
 def fused(visual: np.ndarray, action: np.ndarray, graph: np.ndarray) -> np.ndarray:
@@ -130,12 +135,17 @@ def load_real(run: Path) -> RealData:
     reference_of = pd.read_csv(run / "tables" / "queries.csv").set_index("query_id")["reference_id"]
     return RealData(
         references=references,
-        queries=fused(project(blocks["query_visual"]), blocks["query_action"], blocks["query_graph"]),
+        queries=fused(
+            project(blocks["query_visual"]), blocks["query_action"], blocks["query_graph"]
+        ),
         truth=np.array([ref_ids.index(reference_of[q]) for q in blocks["query_ids"]]),
         frames=project(frames),
         frame_owner=np.repeat(np.arange(len(ref_ids)), [len(f) for f in per_ref]),
-        action=blocks["ref_action"], graph=blocks["ref_graph"],
-        noise_std=references.std(axis=0), explained_variance=explained)
+        action=blocks["ref_action"],
+        graph=blocks["ref_graph"],
+        noise_std=references.std(axis=0),
+        explained_variance=explained,
+    )
 
 
 def distractors(real: RealData, chunk: int, n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -168,20 +178,25 @@ def mean_nn_cosine(x: np.ndarray) -> float:
     return float(sim.max(axis=1).mean())
 
 
-def build(kind: IndexKind, real: RealData, n: int, sigma: float, label: str,
-          scratch: Path) -> tuple[faiss.Index | Reranked, np.ndarray, float]:
+def build(
+    kind: IndexKind, real: RealData, n: int, sigma: float, label: str, scratch: Path
+) -> tuple[faiss.Index | Reranked, np.ndarray, float]:
     """Index the ``n``-vector database chunk by chunk; return it, row owners and add seconds.
     A re-ranked kind also writes the vectors to ``scratch``/vectors.npy and reads them back
     memory-mapped."""
     d = real.references.shape[1]
     index = kind.make(d, training_sample(real, n, sigma))
-    store = np.lib.format.open_memmap(scratch / "vectors.npy", "w+", np.float32, (n, d)) if kind.rerank else None
+    store = (
+        np.lib.format.open_memmap(scratch / "vectors.npy", "w+", np.float32, (n, d))
+        if kind.rerank
+        else None
+    )
     owners, seconds = [], 0.0
     for vectors, owner in database(real, n, sigma):
         start = time.perf_counter()
         index.add(vectors)
         if store is not None:
-            store[index.ntotal - len(vectors):index.ntotal] = vectors
+            store[index.ntotal - len(vectors) : index.ntotal] = vectors
         seconds += time.perf_counter() - start
         owners.append(owner)
         print(f"  {label}: {index.ntotal}/{n} added, {seconds:.1f} s", flush=True)
@@ -200,13 +215,15 @@ def index_bytes(index: faiss.Index | Reranked) -> int:
         return os.path.getsize(path)
 
 
-def timed_search(index: faiss.Index | Reranked, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def timed_search(
+    index: faiss.Index | Reranked, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 row and latency (ms) per query, searching one query at a time."""
     index.search(queries[:1], 1)  # warm-up
     top1, latency = np.empty(len(queries), np.int64), np.empty(len(queries))
     for i in range(len(queries)):
         start = time.perf_counter()
-        _, rows = index.search(queries[i:i + 1], 1)
+        _, rows = index.search(queries[i : i + 1], 1)
         latency[i] = (time.perf_counter() - start) * 1e3
         top1[i] = rows[0, 0]
     return top1, latency
@@ -223,8 +240,9 @@ def measure(real: RealData, n: int, sigma: float, kinds: list[str]) -> list[dict
     return records
 
 
-def measure_kind(real: RealData, n: int, sigma: float, name: str, scratch: Path,
-                 exact: np.ndarray | None) -> tuple[list[dict], np.ndarray]:
+def measure_kind(
+    real: RealData, n: int, sigma: float, name: str, scratch: Path, exact: np.ndarray | None
+) -> tuple[list[dict], np.ndarray]:
     """The records of one index kind, one per search setting, and the top-1 rows of the last
     (for exact search: the reference the others are compared with)."""
     kind = INDEXES[name]
@@ -237,16 +255,24 @@ def measure_kind(real: RealData, n: int, sigma: float, name: str, scratch: Path,
             faiss.ParameterSpace().set_index_parameter(faiss_index(index), key, value)
         top1, latency = timed_search(index, real.queries)
         exact = top1 if exact is None else exact
-        records.append({
-            "vectors": n, "index": name, "params": setting | ({"rerank": kind.rerank} if kind.rerank else {}),
-            "build_s": round(build_s, 2), "bytes": size, **disk,
-            "ann_recall_at_1": round(float((top1 == exact).mean()), 4),
-            "true_match_r1": round(float((top1 == real.truth).mean()), 4),
-            "true_video_r1": round(float((owners[top1] == real.truth).mean()), 4),
-            "latency_ms": {"median": round(float(np.median(latency)), 4),
-                           "p99": round(float(np.percentile(latency, 99)), 4)},
-            "timed_queries": len(latency),
-        })
+        records.append(
+            {
+                "vectors": n,
+                "index": name,
+                "params": setting | ({"rerank": kind.rerank} if kind.rerank else {}),
+                "build_s": round(build_s, 2),
+                "bytes": size,
+                **disk,
+                "ann_recall_at_1": round(float((top1 == exact).mean()), 4),
+                "true_match_r1": round(float((top1 == real.truth).mean()), 4),
+                "true_video_r1": round(float((owners[top1] == real.truth).mean()), 4),
+                "latency_ms": {
+                    "median": round(float(np.median(latency)), 4),
+                    "p99": round(float(np.percentile(latency, 99)), 4),
+                },
+                "timed_queries": len(latency),
+            }
+        )
         print(json.dumps(records[-1]), flush=True)
     del index
     return records, top1
@@ -257,26 +283,48 @@ def describe(real: RealData, sigma: float) -> dict:
     sample, _ = distractors(real, 0, len(real.references), sigma)
     references_only = (real.queries @ real.references.T).argmax(axis=1)
     return {
-        "references": len(real.references), "queries": len(real.queries), "reference_frames": len(real.frames),
-        "pca_dims": VISUAL_DIM, "pca_explained_variance": round(real.explained_variance, 4),
-        "sigma": sigma, "seed": SEED,
-        "realism": {"reference_nn_cosine_mean": round(mean_nn_cosine(real.references), 4),
-                    "distractor_nn_cosine_mean": round(mean_nn_cosine(sample), 4),
-                    "distractors_sampled": len(sample)},
+        "references": len(real.references),
+        "queries": len(real.queries),
+        "reference_frames": len(real.frames),
+        "pca_dims": VISUAL_DIM,
+        "pca_explained_variance": round(real.explained_variance, 4),
+        "sigma": sigma,
+        "seed": SEED,
+        "realism": {
+            "reference_nn_cosine_mean": round(mean_nn_cosine(real.references), 4),
+            "distractor_nn_cosine_mean": round(mean_nn_cosine(sample), 4),
+            "distractors_sampled": len(sample),
+        },
         "true_match_r1_references_only": round(float((references_only == real.truth).mean()), 4),
     }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
-                   help="database sizes, each at least the number of references")
-    p.add_argument("--run", default="outputs/real", help="study run folder (relative to the project root)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000, 1_000_000],
+        help="database sizes, each at least the number of references",
+    )
+    p.add_argument(
+        "--run", default="outputs/real", help="study run folder (relative to the project root)"
+    )
     p.add_argument("--out", default="bench/results/index_scale.json", help="JSON record to write")
     p.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads (default: 1)")
-    p.add_argument("--sigma", type=float, default=0.5, help="distractor noise, in per-dimension stds")
-    p.add_argument("--kinds", nargs="+", choices=list(INDEXES), default=list(INDEXES),
-                   help="index kinds (exact search always runs: it is the reference)")
+    p.add_argument(
+        "--sigma", type=float, default=0.5, help="distractor noise, in per-dimension stds"
+    )
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=list(INDEXES),
+        default=list(INDEXES),
+        help="index kinds (exact search always runs: it is the reference)",
+    )
     args = p.parse_args()
 
     faiss.omp_set_num_threads(args.threads)

@@ -1,4 +1,5 @@
-"""Profile of visual feature extraction: where a video's seconds go (decode, hash, preprocess, model).
+"""Profile of visual feature extraction: where a video's seconds go (decode, hash, preprocess,
+model).
 
 Two steps, the workload under py-spy, then a summary of the folded stacks:
 
@@ -37,10 +38,15 @@ def run(videos: int, repeat: int) -> None:
     from storyhash_core.params import resolve_path
     from storyhash_core.pipeline import VideoJob, process_video
 
-    chosen = [v for v in load_manifest(resolve_path("${STORYHASH_SHARED}/data/manifest.csv"))
-              if v.collection == "davis"][:videos]
-    spec = BackboneSpec(name="mobilenetv2-onnx",
-                        weights=str(resolve_path("${STORYHASH_SHARED}/models/mobilenetv2-imagenet-embed.onnx")))
+    chosen = [
+        v
+        for v in load_manifest(resolve_path("${STORYHASH_SHARED}/data/manifest.csv"))
+        if v.collection == "davis"
+    ][:videos]
+    spec = BackboneSpec(
+        name="mobilenetv2-onnx",
+        weights=str(resolve_path("${STORYHASH_SHARED}/models/mobilenetv2-imagenet-embed.onnx")),
+    )
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as cache:
             for v in chosen:
@@ -56,18 +62,24 @@ def summarize(folded: Path) -> dict:
         stack, count = line.rsplit(" ", 1)
         n = int(count)
         total += n
-        names = [frame.split(" (")[0].rsplit(".", 1)[-1] for frame in stack.split(";")]  # bare function names
+        names = [
+            frame.split(" (")[0].rsplit(".", 1)[-1] for frame in stack.split(";")
+        ]  # bare function names
         for name in set(names):
             inclusive[name] += n
         leaves[names[-1]] += n
     extraction = inclusive["process_video"] or 1
-    return {"samples": total,
-            "share_of_extraction": {name: round(inclusive[name] / extraction, 3) for name in STAGES},
-            "top_leaves_share_of_all": {k: round(n / total, 3) for k, n in leaves.most_common(8)}}
+    return {
+        "samples": total,
+        "share_of_extraction": {name: round(inclusive[name] / extraction, 3) for name in STAGES},
+        "top_leaves_share_of_all": {k: round(n / total, 3) for k, n in leaves.most_common(8)},
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="the workload to profile")
     r.add_argument("--videos", type=int, default=20)

@@ -10,12 +10,17 @@ from pathlib import Path
 import psutil
 
 from storyhash_core.machine import cpu
-from storyhash_core.study import versions
+from storyhash_core.stages.run import versions
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "cpu": cpu(), "versions": versions()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "cpu": cpu(),
+        "versions": versions(),
+    }
 
 
 def write_record(record: dict, out: str | Path) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import psutil
 import yaml
-
 from record import machine, write_record
+
 from storyhash_core.params import load_params, resolve_path
 
 
@@ -43,8 +43,12 @@ def tree_rss(proc: psutil.Process) -> int:
 def run_study(params_file: Path) -> dict:
     """One ``storyhash study`` run: wall time, and seconds and peak memory per notebook."""
     current, peaks = ["setup"], {}
-    proc = subprocess.Popen([sys.executable, "-m", "storyhash_core.cli", "study", "--params", str(params_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storyhash_core.cli", "study", "--params", str(params_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
     def follow() -> None:  # the runner prints "[storyhash] <notebook> -> <path>" as each starts
         for line in proc.stdout:
@@ -67,16 +71,26 @@ def run_study(params_file: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"storyhash study failed (exit {proc.returncode}); see the output above")
     params = load_params(params_file)
-    record = json.loads((resolve_path(params.output_dir) / params.run_name / "run.json").read_text())
-    return {"wall_s": round(wall, 1),
-            "notebooks": {name: {"seconds": s, "peak_rss_mb": round(peaks.get(name, 0) / 2**20)}
-                          for name, s in record["notebook_timings_s"].items()}}
+    record = json.loads(
+        (resolve_path(params.output_dir) / params.run_name / "run.json").read_text()
+    )
+    return {
+        "wall_s": round(wall, 1),
+        "notebooks": {
+            name: {"seconds": s, "peak_rss_mb": round(peaks.get(name, 0) / 2**20)}
+            for name, s in record["notebook_timings_s"].items()
+        },
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--params", default="params/real.yaml")
-    p.add_argument("--cache", default=None, help="cache folder, empty or absent (default: a temporary one)")
+    p.add_argument(
+        "--cache", default=None, help="cache folder, empty or absent (default: a temporary one)"
+    )
     p.add_argument("--out", default="bench/results/study_time.json")
     args = p.parse_args()
 

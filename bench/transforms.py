@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from record import machine, write_record
+
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import load_manifest
 from storyhash_core.parallel import ClusterConfig, dask_client
@@ -23,16 +24,23 @@ from storyhash_core.transforms import BASE_PRESET, COMPRESS_PRESET, resolve
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--manifest", default="${STORYHASH_SHARED}/data/manifest.csv")
     p.add_argument("--collection", default="davis", help="videos to transform (default: davis)")
     p.add_argument("--workers", type=int, default=None, help="Dask workers (default: one per core)")
     p.add_argument("--out", default="bench/results/transforms.json")
     args = p.parse_args()
 
-    videos = [v for v in load_manifest(resolve_path(args.manifest)) if v.collection == args.collection]
+    videos = [
+        v for v in load_manifest(resolve_path(args.manifest)) if v.collection == args.collection
+    ]
     transforms = resolve("paper")
-    with tempfile.TemporaryDirectory() as tmp, dask_client(ClusterConfig(n_workers=args.workers)) as client:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        dask_client(ClusterConfig(n_workers=args.workers)) as client,
+    ):
         start = time.perf_counter()
         queries = generate_queries(client, videos, transforms, ArtifactCache(tmp))
         elapsed = time.perf_counter() - start

@@ -24,7 +24,9 @@ def check_variant(name: str) -> str:
     """``name`` if it is a known variant, else ``ValueError`` naming the known ones."""
     if name in ("hflip", "vflip", "hvflip") or _ROT.match(name):
         return name
-    raise ValueError(f"unknown frame variant {name!r} (hflip, vflip, hvflip or rot<degrees>, e.g. rot-90)")
+    raise ValueError(
+        f"unknown frame variant {name!r} (hflip, vflip, hvflip or rot<degrees>, e.g. rot-90)"
+    )
 
 
 def rotate_frame(frame: np.ndarray, degrees: float) -> np.ndarray:

@@ -82,8 +82,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 def _stat_signature(path: Path) -> list:
     """What changes whenever a file's (or a frame folder's files') content does."""
-    files = [path] if not path.is_dir() else sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-    return [str(path.resolve())] + [(f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()]]
+    files = (
+        [path]
+        if not path.is_dir()
+        else sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    )
+    return [str(path.resolve())] + [
+        (f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()]
+    ]
 
 
 def is_url(location: str | Path) -> bool:
@@ -142,7 +148,9 @@ class ArtifactCache:
         path = Path(path)
         if self.fs is None or self.root.name not in path.parts:
             return path
-        local = self.root.joinpath(*path.parts[len(path.parts) - path.parts[::-1].index(self.root.name):])
+        local = self.root.joinpath(
+            *path.parts[len(path.parts) - path.parts[::-1].index(self.root.name) :]
+        )
         if not local.is_file():
             with atomic_path(local) as tmp:
                 self.fs.get_file(self._remote(local), str(tmp))

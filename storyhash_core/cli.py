@@ -63,15 +63,43 @@ def _manifest(args: argparse.Namespace) -> None:
 def _query(args: argparse.Namespace) -> None:
     from .query import rank_video
 
-    for rank, (video_id, score) in enumerate(rank_video(Path(args.video), Path(args.index), args.k), 1):
+    for rank, (video_id, score) in enumerate(
+        rank_video(Path(args.video), Path(args.index), args.k), 1
+    ):
         print(f"{rank:3d}  {score:.4f}  {video_id}")
 
 
 def _check_reproducible(args: argparse.Namespace) -> None:
     from .reproduce import check
 
-    if check(Path(args.params), Path(args.run), Path(args.scratch) if args.scratch else None, args.fresh_cache):
+    if check(
+        Path(args.params),
+        Path(args.run),
+        Path(args.scratch) if args.scratch else None,
+        args.fresh_cache,
+    ):
         raise SystemExit(1)
+
+
+def _diff_tables(args: argparse.Namespace) -> None:
+    from .reproduce import table_bytes_diff
+
+    first, second = Path(args.first), Path(args.second)
+    for run in (first, second):
+        if not (run / "tables").is_dir():
+            raise StoryHashError(f"{run} has no tables/ folder (give two run folders)")
+    found = table_bytes_diff(first, second)
+    for label, names in (
+        ("CHANGED", found.changed),
+        (f"ONLY IN {first}", found.only_first),
+        (f"ONLY IN {second}", found.only_second),
+    ):
+        for name in names:
+            print(f"{label}  {name}")
+    print(
+        f"{len(found.identical)} table files byte-identical, {len(found.changed)} changed,"
+        f" {len(found.only_first)} only in {first}, {len(found.only_second)} only in {second}"
+    )
 
 
 def _cluster(args: argparse.Namespace) -> None:
@@ -82,16 +110,23 @@ def _cluster(args: argparse.Namespace) -> None:
     from .slurm import slurm_cluster
 
     if args.dry_run:  # a scheduler of its own: the live cluster's scheduler file stays untouched
-        with tempfile.TemporaryDirectory() as tmp, slurm_cluster(Path(args.config), Path(tmp) / "s.json") as cluster:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            slurm_cluster(Path(args.config), Path(tmp) / "s.json") as cluster,
+        ):
             print(cluster.job_script())
         return
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # scancel / walltime: close cleanly
     scheduler_file = Path(args.scheduler_file).expanduser()
     with slurm_cluster(Path(args.config), scheduler_file) as cluster:
         cluster.adapt(minimum_jobs=args.min_jobs, maximum_jobs=args.jobs)
-        print(f"scheduler {cluster.scheduler_address}, dashboard {cluster.dashboard_link}\n"
-              f"up to {args.jobs} SLURM job(s) of workers. In the params: cluster: {{scheduler_file: {scheduler_file}}}\n"
-              "Ctrl-C stops the cluster and cancels its jobs.", flush=True)
+        print(
+            f"scheduler {cluster.scheduler_address}, dashboard {cluster.dashboard_link}\n"
+            f"up to {args.jobs} SLURM job(s) of workers. In the params:"
+            f" cluster: {{scheduler_file: {scheduler_file}}}\n"
+            "Ctrl-C stops the cluster and cancels its jobs.",
+            flush=True,
+        )
         try:
             while True:
                 time.sleep(3600)
@@ -105,26 +140,63 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storyhash", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("study", help="run the notebook sequence headlessly (papermill) for a params file")
-    s.add_argument("--params", default="params/default.yaml", help="YAML params (default: %(default)s)")
-    s.add_argument("--only", nargs="+", metavar="NOTEBOOK",
-                   help="run only these notebooks, e.g. 04_robustness (earlier ones must have run)")
+    s = sub.add_parser(
+        "study", help="run the notebook sequence headlessly (papermill) for a params file"
+    )
+    s.add_argument(
+        "--params", default="params/default.yaml", help="YAML params (default: %(default)s)"
+    )
+    s.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="run only these notebooks, e.g. 04_robustness (earlier ones must have run)",
+    )
     s.set_defaults(fn=_study)
 
-    s = sub.add_parser("check-reproducible", help="rerun a committed run into a scratch folder and compare every table",
-                       description="Rerun the notebook sequence of --params into a scratch folder (with the params'"
-                       " cache) and compare every table with the committed run: rates, ranks and counts must be"
-                       " identical, other floats within 1e-4. Exits 1 and prints each difference if any.")
-    s.add_argument("--params", default="params/real.yaml", help="YAML params of the run (default: %(default)s)")
-    s.add_argument("--run", default="outputs/real", help="the committed run folder (default: %(default)s)")
-    s.add_argument("--scratch", help="where to rerun (default: .cache/reproduce/<run folder name>; emptied first)")
-    s.add_argument("--fresh-cache", action="store_true",
-                   help="recompute every video in an empty cache inside the scratch folder (default: the params' cache)")
+    s = sub.add_parser(
+        "check-reproducible",
+        help="rerun a committed run into a scratch folder and compare every table",
+        description="Rerun the notebook sequence of --params into a scratch folder"
+        " (with the params'"
+        " cache) and compare every table with the committed run: rates, ranks and counts must be"
+        " identical, other floats within 1e-4. Exits 1 and prints each difference if any.",
+    )
+    s.add_argument(
+        "--params", default="params/real.yaml", help="YAML params of the run (default: %(default)s)"
+    )
+    s.add_argument(
+        "--run", default="outputs/real", help="the committed run folder (default: %(default)s)"
+    )
+    s.add_argument(
+        "--scratch",
+        help="where to rerun (default: .cache/reproduce/<run folder name>; emptied first)",
+    )
+    s.add_argument(
+        "--fresh-cache",
+        action="store_true",
+        help="recompute every video in an empty cache inside the scratch folder"
+        " (default: the params' cache)",
+    )
     s.set_defaults(fn=_check_reproducible)
+
+    s = sub.add_parser(
+        "diff-tables",
+        help="which table files of two run folders are byte-identical",
+        description="Compare tables/* (CSV, Markdown, LaTeX) of two run folders byte for byte"
+        " and list the files that changed or exist in one run only.",
+    )
+    s.add_argument("first", help="a run folder, e.g. outputs/default")
+    s.add_argument("second", help="another run folder")
+    s.set_defaults(fn=_diff_tables)
 
     s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")
     s.add_argument("video", help="video file or frame folder (24 fps)")
-    s.add_argument("--index", default="outputs/real/indexes/fusion", help="index folder a study saved (default: %(default)s)")
+    s.add_argument(
+        "--index",
+        default="outputs/real/indexes/fusion",
+        help="index folder a study saved (default: %(default)s)",
+    )
     s.add_argument("-k", type=int, default=5, help="how many results (default: 5)")
     s.set_defaults(fn=_query)
 
@@ -138,16 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
     s.set_defaults(fn=_transform)
 
-    s = sub.add_parser("cluster", help="start a Dask cluster on SLURM (dask-jobqueue) for study runs to connect to")
-    s.add_argument("--config", default="deploy/slurm.yaml", help="jobqueue YAML (default: %(default)s)")
-    s.add_argument("--scheduler-file", default="~/.storyhash/scheduler.json",
-                   help="where the scheduler writes its address (default: %(default)s)")
-    s.add_argument("--jobs", type=int, default=4, help="most SLURM worker jobs at once (default: %(default)s)")
-    s.add_argument("--min-jobs", type=int, default=0, help="jobs kept while idle (default: %(default)s)")
+    s = sub.add_parser(
+        "cluster", help="start a Dask cluster on SLURM (dask-jobqueue) for study runs to connect to"
+    )
+    s.add_argument(
+        "--config", default="deploy/slurm.yaml", help="jobqueue YAML (default: %(default)s)"
+    )
+    s.add_argument(
+        "--scheduler-file",
+        default="~/.storyhash/scheduler.json",
+        help="where the scheduler writes its address (default: %(default)s)",
+    )
+    s.add_argument(
+        "--jobs", type=int, default=4, help="most SLURM worker jobs at once (default: %(default)s)"
+    )
+    s.add_argument(
+        "--min-jobs", type=int, default=0, help="jobs kept while idle (default: %(default)s)"
+    )
     s.add_argument("--dry-run", action="store_true", help="print the worker job script and exit")
     s.set_defaults(fn=_cluster)
 
-    data = sub.add_parser("data", help="make or fetch a corpus").add_subparsers(dest="what", required=True)
+    data = sub.add_parser("data", help="make or fetch a corpus").add_subparsers(
+        dest="what", required=True
+    )
     s = data.add_parser("synthetic", help="write the embedded synthetic corpus to a folder")
     s.add_argument("--out", required=True)
     s.add_argument("--n-videos", type=int, default=12)

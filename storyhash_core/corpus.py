@@ -45,22 +45,27 @@ def load_manifest(manifest: str | Path) -> list[Video]:
     columns = rows[0].keys() if rows else []
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise ManifestError(f"manifest {manifest} lacks column(s) {', '.join(missing)}"
-                            f" (required: {', '.join(REQUIRED_COLUMNS)})")
+        raise ManifestError(
+            f"manifest {manifest} lacks column(s) {', '.join(missing)}"
+            f" (required: {', '.join(REQUIRED_COLUMNS)})"
+        )
     dupes = sorted(i for i, n in Counter(r["video_id"] for r in rows).items() if n > 1)
     if dupes:
-        raise ManifestError(f"manifest {manifest} repeats video_id(s) {', '.join(dupes[:5])}"
-                            " (ids must be unique)")
+        raise ManifestError(
+            f"manifest {manifest} repeats video_id(s) {', '.join(dupes[:5])} (ids must be unique)"
+        )
     videos = []
     for row in rows:
         meta = {k: v for k, v in row.items() if k not in ("video_id", "path", "collection", "fps")}
-        videos.append(Video(
-            video_id=row["video_id"],
-            path=(manifest.parent / row["path"]).resolve(),
-            collection=row.get("collection") or "",
-            fps=float(row["fps"]) if row.get("fps") else 24.0,
-            meta=meta,
-        ))
+        videos.append(
+            Video(
+                video_id=row["video_id"],
+                path=(manifest.parent / row["path"]).resolve(),
+                collection=row.get("collection") or "",
+                fps=float(row["fps"]) if row.get("fps") else 24.0,
+                meta=meta,
+            )
+        )
     return videos
 
 
@@ -73,7 +78,9 @@ def scan_directory(root: str | Path, fps: float = 24.0, collection: str = "") ->
     """
     root = Path(root)
     if not root.is_dir():
-        raise ManifestError(f"corpus folder {root} not found (give a DAVIS root or a folder of clips)")
+        raise ManifestError(
+            f"corpus folder {root} not found (give a DAVIS root or a folder of clips)"
+        )
     davis = root / "JPEGImages" / "480p"
     base = davis if davis.is_dir() else root
     videos = [
@@ -91,8 +98,10 @@ def scan_directory(root: str | Path, fps: float = 24.0, collection: str = "") ->
         raise ManifestError(f"no videos or frame folders found under {root}")
     dupes = sorted(i for i, n in Counter(v.video_id for v in videos).items() if n > 1)
     if dupes:
-        raise ManifestError(f"folder {root} yields repeated video id(s) {', '.join(dupes[:5])}"
-                            " (rename the files or write a manifest)")
+        raise ManifestError(
+            f"folder {root} yields repeated video id(s) {', '.join(dupes[:5])}"
+            " (rename the files or write a manifest)"
+        )
     return videos
 
 
@@ -104,5 +113,12 @@ def write_manifest(videos: list[Video], manifest: Path) -> None:
         writer.writerow(["video_id", "path", "collection", "fps", *extra])
         for v in videos:
             rel = Path(v.path).resolve().relative_to(manifest.parent.resolve())
-            writer.writerow([v.video_id, rel.as_posix(), v.collection, v.fps,
-                             *(v.meta.get(k, "") for k in extra)])
+            writer.writerow(
+                [
+                    v.video_id,
+                    rel.as_posix(),
+                    v.collection,
+                    v.fps,
+                    *(v.meta.get(k, "") for k in extra),
+                ]
+            )

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 FPR_TARGETS = (0.01, 0.001)
 
@@ -42,15 +41,21 @@ class Pairs:
     def from_matrix(cls, sims: np.ndarray, truth: np.ndarray) -> Pairs:
         """Pairs of a queries × gallery matrix; ``truth`` marks the true copies, NaN = unscored."""
         scored = ~np.isnan(sims)
-        return cls(sims[scored].astype(np.float64), truth[scored].astype(bool), int(truth.sum()),
-                   int((~truth).sum()))
+        return cls(
+            sims[scored].astype(np.float64),
+            truth[scored].astype(bool),
+            int(truth.sum()),
+            int((~truth).sum()),
+        )
 
 
 def _cumulative(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
     """True and false positives above each distinct threshold, from the highest score down."""
     order = np.argsort(-pairs.scores, kind="stable")
     scores, positive = pairs.scores[order], pairs.positive[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores) != 0), len(scores) - 1] if len(scores) else []
+    last_of_tie = (
+        np.r_[np.flatnonzero(np.diff(scores) != 0), len(scores) - 1] if len(scores) else []
+    )
     return np.cumsum(positive)[last_of_tie], np.cumsum(~positive)[last_of_tie]
 
 
@@ -84,7 +89,10 @@ def micro_ap_resampled(sims: np.ndarray, truth: np.ndarray, counts: np.ndarray) 
             out[q] = len(s) - np.searchsorted(s, thresholds, side="left")
         return out
 
-    tp, fp = counts @ at_or_above(positive), counts @ at_or_above(negative)  # resamples × thresholds
+    tp, fp = (
+        counts @ at_or_above(positive),
+        counts @ at_or_above(negative),
+    )  # resamples × thresholds
     precision = tp / np.maximum(tp + fp, 1)
     found = np.sum(np.diff(tp, axis=1, prepend=0.0) * precision, axis=1)
     return np.divide(found, n_pos, out=np.full(len(counts), np.nan), where=n_pos > 0)
@@ -124,23 +132,10 @@ def detection_summary(pairs: Pairs) -> dict[str, float]:
 
 def truth_matrix(true_ids: list[str], gallery_ids: list[str]) -> np.ndarray:
     """queries × gallery booleans: True where the gallery item is the query's source."""
-    return np.asarray(true_ids, dtype=object)[:, None] == np.asarray(gallery_ids, dtype=object)[None, :]
-
-
-def matrix_rows(sims: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
-    """Per query: the true match's rank (ties count against it), its similarity, the best wrong
-    one's, and the margin. Distractor queries (no true match) get rank and sim_true NaN."""
-    filled = np.where(np.isnan(sims), -np.inf, sims)
-    has_true = truth.any(axis=1)
-    sim_true = np.where(has_true, np.where(truth, filled, -np.inf).max(axis=1), np.nan)
-    wrong = np.where(truth, -np.inf, filled)
-    best_wrong = wrong.max(axis=1)
-    rank = np.where(has_true, 1 + (wrong >= sim_true[:, None]).sum(axis=1), np.nan)
-    rank = np.where(has_true & np.isneginf(sim_true), np.nan, rank)  # never scored: not retrieved
-    sim_true = np.where(np.isneginf(sim_true), np.nan, sim_true)
-    best_wrong = np.where(np.isneginf(best_wrong), np.nan, best_wrong)
-    return pd.DataFrame({"rank": rank, "sim_true": sim_true, "best_wrong_sim": best_wrong,
-                         "margin": sim_true - best_wrong, "distractor": ~has_true})
+    return (
+        np.asarray(true_ids, dtype=object)[:, None]
+        == np.asarray(gallery_ids, dtype=object)[None, :]
+    )
 
 
 def split_distractors(ids: list[str], fraction: float, seed: int) -> list[str]:

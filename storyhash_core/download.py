@@ -41,23 +41,27 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
             return dest
         raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"download of {url} failed: {exc} (check the URL and your connection;"
-                            " rerun to resume)") from exc
+        raise DownloadError(
+            f"download of {url} failed: {exc} (check the URL and your connection; rerun to resume)"
+        ) from exc
     with response:
         resumed = getattr(response, "status", 200) == 206
         if not resumed:
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length else None
-        with open(part, "ab" if resumed else "wb") as f, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, desc=dest.name
-        ) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name) as bar,
+        ):
             while chunk := response.read(_CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
-        raise DownloadError(f"download of {url} stopped at {size} of {total} bytes (rerun to resume)")
+        raise DownloadError(
+            f"download of {url} stopped at {size} of {total} bytes (rerun to resume)"
+        )
     _verify(part, sha256)
     os.replace(part, dest)
     return dest
@@ -66,7 +70,9 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
 def _verify(path: Path, sha256: str | None) -> None:
     if sha256 and file_digest(path) != sha256.lower():
         path.unlink()
-        raise DownloadError(f"{path} does not match SHA-256 {sha256} (deleted; rerun to download again)")
+        raise DownloadError(
+            f"{path} does not match SHA-256 {sha256} (deleted; rerun to download again)"
+        )
 
 
 def extract_zip(archive: Path, dest: Path) -> Path:
@@ -82,7 +88,9 @@ def extract_zip(archive: Path, dest: Path) -> Path:
             zf.extractall(tmp)
     except zipfile.BadZipFile as exc:
         archive.unlink()
-        raise DownloadError(f"{archive} is not a valid zip archive (deleted; rerun to download again)") from exc
+        raise DownloadError(
+            f"{archive} is not a valid zip archive (deleted; rerun to download again)"
+        ) from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         shutil.rmtree(dest)

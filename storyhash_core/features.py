@@ -23,7 +23,9 @@ from .backbones import BackboneSpec, load_backbone, weights_id
 from .cache import ArtifactCache, atomic_path, spec_key
 from .video import SampledFrames
 
-FEATURE_VERSION = 5  # 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
+FEATURE_VERSION = (
+    5  # 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
+)
 Pooling = Literal["median", "mean", "max"]
 
 
@@ -45,7 +47,9 @@ class VideoFeatures:
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Divide by the L2 norm along ``axis``; all-zero rows stay zero."""
     norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x, dtype=np.float32), where=norm > 0).astype(np.float32)
+    return np.divide(x, norm, out=np.zeros_like(x, dtype=np.float32), where=norm > 0).astype(
+        np.float32
+    )
 
 
 def pool(frames: np.ndarray, method: Pooling = "median") -> np.ndarray:
@@ -59,30 +63,55 @@ def pool(frames: np.ndarray, method: Pooling = "median") -> np.ndarray:
 def save_features(features: VideoFeatures, path: Path) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, timestamps=features.timestamps, frames=features.frames,
-                     duration_s=np.float64(features.duration_s), decode_s=np.float64(features.decode_s),
-                     embed_s=np.float64(features.embed_s))
+            np.savez(
+                f,
+                timestamps=features.timestamps,
+                frames=features.frames,
+                duration_s=np.float64(features.duration_s),
+                decode_s=np.float64(features.decode_s),
+                embed_s=np.float64(features.embed_s),
+            )
 
 
 def load_features(path: Path) -> VideoFeatures:
     with np.load(path) as z:
-        return VideoFeatures(z["timestamps"], z["frames"], float(z["duration_s"]), float(z["decode_s"]),
-                             float(z["embed_s"]))
+        return VideoFeatures(
+            z["timestamps"],
+            z["frames"],
+            float(z["duration_s"]),
+            float(z["decode_s"]),
+            float(z["embed_s"]),
+        )
 
 
-def feature_path(digest: str, folder_fps: float | None, backbone: BackboneSpec, fps: float, variant: str,
-                 cache: ArtifactCache) -> Path:
+def feature_path(
+    digest: str,
+    folder_fps: float | None,
+    backbone: BackboneSpec,
+    fps: float,
+    variant: str,
+    cache: ArtifactCache,
+) -> Path:
     """The cache file of one output: keyed by the source's content ``digest``, the weights,
     the sampling (``folder_fps`` only for a frame folder, else None) and the frame variant."""
-    key = spec_key(source=digest, weights=weights_id(backbone), fps=fps, folder_fps=folder_fps,
-                   version=FEATURE_VERSION, **({"variant": variant} if variant else {}))
+    key = spec_key(
+        source=digest,
+        weights=weights_id(backbone),
+        fps=fps,
+        folder_fps=folder_fps,
+        version=FEATURE_VERSION,
+        **({"variant": variant} if variant else {}),
+    )
     return cache.path("features", key, ".npz")
 
 
-def embed_frames(sampled: SampledFrames, backbone: BackboneSpec, variant: str = "",
-                 decode_s: float = 0.0) -> VideoFeatures:
+def embed_frames(
+    sampled: SampledFrames, backbone: BackboneSpec, variant: str = "", decode_s: float = 0.0
+) -> VideoFeatures:
     """Features of sampled frames (after ``variant``), timing the embedding."""
     t0 = time.perf_counter()
     frames = apply_variant(sampled.frames, variant) if variant else sampled.frames
     embedded = l2_normalize(load_backbone(backbone).embed(frames))
-    return VideoFeatures(sampled.timestamps, embedded, sampled.duration_s, decode_s, time.perf_counter() - t0)
+    return VideoFeatures(
+        sampled.timestamps, embedded, sampled.duration_s, decode_s, time.perf_counter() - t0
+    )

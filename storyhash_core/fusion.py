@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import StoryHashError
 from .features import l2_normalize
 
 BLOCKS = ("visual", "action", "graph")
@@ -32,15 +33,13 @@ CONFIGURATIONS: dict[str, tuple[str, ...]] = {
 PADDED = {"fusion", "visual_padded", "action_padded", "weighted"}
 
 
-class MissingBlockError(KeyError):
+class MissingBlockError(StoryHashError):
     """A configuration needs a block that was not extracted."""
 
-    def __str__(self) -> str:
-        return self.args[0]
 
-
-def fuse(blocks: dict[str, np.ndarray], configuration: str,
-         weights: dict[str, float] | None = None) -> np.ndarray:
+def fuse(
+    blocks: dict[str, np.ndarray], configuration: str, weights: dict[str, float] | None = None
+) -> np.ndarray:
     """Vectors (n×d) for ``configuration`` from ``blocks`` (each n×d_block), L2-normalised.
 
     Padded configurations lay out every block of the fused width in ``BLOCKS`` order and
@@ -52,12 +51,16 @@ def fuse(blocks: dict[str, np.ndarray], configuration: str,
     elif configuration in CONFIGURATIONS:
         used, weights = CONFIGURATIONS[configuration], {}
     else:
-        raise ValueError(f"unknown configuration {configuration!r} "
-                         f"(one of {', '.join([*CONFIGURATIONS, 'weighted'])})")
+        raise ValueError(
+            f"unknown configuration {configuration!r} "
+            f"(one of {', '.join([*CONFIGURATIONS, 'weighted'])})"
+        )
     missing = [b for b in used if b not in blocks]
     if missing:
-        raise MissingBlockError(f"configuration {configuration!r} needs the {', '.join(missing)} block(s),"
-                                " which this run did not extract (enable motion features)")
+        raise MissingBlockError(
+            f"configuration {configuration!r} needs the {', '.join(missing)} block(s),"
+            " which this run did not extract (enable motion features)"
+        )
     n = len(blocks[used[0]])
     parts = []
     for b in BLOCKS if configuration in PADDED else used:
@@ -67,5 +70,7 @@ def fuse(blocks: dict[str, np.ndarray], configuration: str,
                 raise ValueError(f"block {b!r} has {len(x)} rows, expected {n}")
             parts.append(x * weights.get(b, 1.0))
         else:  # a padding block: zeros of the block's width
-            parts.append(np.zeros((n, blocks[b].shape[1] if b in blocks else BLOCK_DIMS[b]), np.float32))
+            parts.append(
+                np.zeros((n, blocks[b].shape[1] if b in blocks else BLOCK_DIMS[b]), np.float32)
+            )
     return l2_normalize(np.concatenate(parts, axis=1))

@@ -35,15 +35,22 @@ class IndexSpec(BaseModel):
     ef_construction: int = Field(200, ge=1)  # hnsw
     ef_search: int = Field(16, ge=1)  # hnsw; FAISS's default; the paper does not set it
     nlist: int = Field(1024, ge=1)  # ivfpq: lists; capped at one per 39 training vectors
-    pq_m: int = Field(32, ge=1)  # ivfpq: bytes per vector (an 8-bit code per sub-vector; fewer bits under 256 vectors)
+    pq_m: int = Field(
+        32, ge=1
+    )  # ivfpq: bytes per vector (an 8-bit code per sub-vector; fewer bits under 256 vectors)
     nprobe: int = Field(16, ge=1)  # ivfpq: lists visited per query
     train_size: int = Field(100_000, ge=1)  # ivfpq: vectors sampled (seeded) to train on
-    rerank: int = Field(0, ge=0)  # ivfpq: candidates re-scored exactly from the float32 vectors on disk (0: none)
+    rerank: int = Field(
+        0, ge=0
+    )  # ivfpq: candidates re-scored exactly from the float32 vectors on disk (0: none)
 
     @model_validator(mode="after")
     def _rerank_for_ivfpq(self) -> IndexSpec:
         if self.rerank and self.kind != "ivfpq":
-            raise ValueError(f"index.rerank applies to kind ivfpq only (kind {self.kind!r} scores exactly already)")
+            raise ValueError(
+                f"index.rerank applies to kind ivfpq only"
+                f" (kind {self.kind!r} scores exactly already)"
+            )
         return self
 
 
@@ -73,7 +80,7 @@ class Reranked:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         _, rows = self.index.search(queries, max(k, self.candidates))
         scores = np.full(rows.shape, -np.inf, np.float32)
-        for i, (query, found) in enumerate(zip(queries, rows)):
+        for i, (query, found) in enumerate(zip(queries, rows, strict=True)):
             valid = found >= 0
             scores[i, valid] = self.vectors[found[valid]] @ query
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -91,10 +98,20 @@ def train_ivfpq(sample: np.ndarray, spec: IndexSpec) -> faiss.Index:
     n, d = sample.shape
     padded = -(-d // spec.pq_m) * spec.pq_m
     nlist = max(1, min(spec.nlist, n // 39))  # k-means wants >= 39 points per centroid
-    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(padded), padded, nlist, spec.pq_m, min(8, max(1, int(np.log2(n)))),
-                           faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.IndexIVFPQ(
+        faiss.IndexFlatIP(padded),
+        padded,
+        nlist,
+        spec.pq_m,
+        min(8, max(1, int(np.log2(n)))),
+        faiss.METRIC_INNER_PRODUCT,
+    )
     ivf.nprobe = spec.nprobe
-    index = faiss.IndexPreTransform(faiss.RemapDimensionsTransform(d, padded, False), ivf) if padded > d else ivf
+    index = (
+        faiss.IndexPreTransform(faiss.RemapDimensionsTransform(d, padded, False), ivf)
+        if padded > d
+        else ivf
+    )
     index.train(sample)
     return index
 
@@ -116,7 +133,9 @@ def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Ind
     d = vectors.shape[1]
     if spec.kind == "ivfpq":
         rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(len(vectors), min(spec.train_size, len(vectors)), replace=False)]
+        sample = vectors[
+            rng.choice(len(vectors), min(spec.train_size, len(vectors)), replace=False)
+        ]
         ivf = add_shards(train_ivfpq(sample, spec), [vectors])
         return Reranked(ivf, vectors, spec.rerank) if spec.rerank else ivf
     if spec.kind == "flat":
@@ -126,7 +145,9 @@ def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Ind
         index.hnsw.efConstruction = spec.ef_construction
         index.hnsw.efSearch = spec.ef_search
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # parallel HNSW insertion links by thread timing: one thread, one graph
+    faiss.omp_set_num_threads(
+        1
+    )  # parallel HNSW insertion links by thread timing: one thread, one graph
     try:
         index.add(vectors)
     finally:
@@ -143,13 +164,15 @@ def search(index: faiss.Index | Reranked, queries: np.ndarray, k: int) -> Search
     latency = np.empty(len(queries))
     for i in range(len(queries)):
         t0 = time.perf_counter()
-        s, r = index.search(queries[i:i + 1], k)
+        s, r = index.search(queries[i : i + 1], k)
         latency[i] = (time.perf_counter() - t0) * 1e3
         scores[i], rows[i] = s[0], r[0]
     return SearchResult(scores, rows, latency)
 
 
-def save_index(index: faiss.Index | Reranked, ids: list[str], meta: dict[str, Any], folder: Path) -> None:
+def save_index(
+    index: faiss.Index | Reranked, ids: list[str], meta: dict[str, Any], folder: Path
+) -> None:
     """Write the index folder atomically (a reader never sees a half-written one)."""
     with atomic_dir(folder, replace=True) as tmp:
         if isinstance(index, Reranked):
@@ -171,6 +194,10 @@ def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[st
         faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
         if meta["index"].get("rerank"):
             if not (folder / "vectors.npy").is_file():
-                raise StoryHashError(f"{folder} is a re-ranked index without vectors.npy: save the index again")
-            index = Reranked(index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"])
+                raise StoryHashError(
+                    f"{folder} is a re-ranked index without vectors.npy: save the index again"
+                )
+            index = Reranked(
+                index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"]
+            )
     return index, ids, meta

@@ -7,7 +7,17 @@ import platform
 from pathlib import Path
 
 # x86 flags that select different kernels in onnxruntime, OpenCV, x264 and FAISS
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+)
 
 
 @functools.cache
@@ -18,5 +28,7 @@ def cpu() -> dict:
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name") or platform.processor() or platform.machine(),
-            "isa": {f: f in flags for f in ISA_FLAGS} if flags else {}}
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "isa": {f: f in flags for f in ISA_FLAGS} if flags else {},
+    }

@@ -8,7 +8,8 @@ diagonal (:data:`INTERACT`, :data:`NEAR`). Statistics pool every sample of every
 statistic over an empty set is 0, so a video with no tracked object has all-zero raw blocks.
 
 Action (15): ``ACTION_NAMES``
-- velocity: speed |p(t) - p(t')| / (t - t') between consecutive tracked frames of an object: mean, std, max
+- velocity: speed |p(t) - p(t')| / (t - t') between consecutive tracked frames of an object:
+  mean, std, max
 - acceleration: |v(t) - v(t')| / (t - t'): mean, std
 - direction consistency: cos of the angle between consecutive displacements: mean, std
 - spatial spread: centroid distance of every pair of objects present in a frame: mean, std, max
@@ -30,7 +31,7 @@ and applied unchanged (clipped) to queries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 
@@ -42,9 +43,20 @@ NEAR = 100 / DAVIS_DIAGONAL  # the paper's 100 px
 MOVE = 0.01  # distance change that counts as approaching / receding
 
 ACTION_NAMES = (
-    "velocity_mean", "velocity_std", "velocity_max", "acceleration_mean", "acceleration_std",
-    "direction_cos_mean", "direction_cos_std", "spread_mean", "spread_std", "spread_max",
-    "interaction_mean", "interaction_std", "interaction_max", "interaction_edge_ratio",
+    "velocity_mean",
+    "velocity_std",
+    "velocity_max",
+    "acceleration_mean",
+    "acceleration_std",
+    "direction_cos_mean",
+    "direction_cos_std",
+    "spread_mean",
+    "spread_std",
+    "spread_max",
+    "interaction_mean",
+    "interaction_std",
+    "interaction_max",
+    "interaction_edge_ratio",
     "interaction_coherence",
 )
 GRAPH_NAMES = ("co_occurs", "near", "far", "overlaps", "approaches", "recedes", "follows", "alone")
@@ -62,7 +74,7 @@ def _positions(tracks: Tracks) -> dict[int, dict[int, np.ndarray]]:
     """object id -> {frame: normalised centroid}."""
     diag = float(np.hypot(tracks.width, tracks.height))
     out: dict[int, dict[int, np.ndarray]] = {}
-    for f, i, c in zip(tracks.frame, tracks.object_id, tracks.centroid):
+    for f, i, c in zip(tracks.frame, tracks.object_id, tracks.centroid, strict=True):
         out.setdefault(int(i), {})[int(f)] = c / diag
     return out
 
@@ -94,12 +106,12 @@ def action_features(tracks: Tracks) -> np.ndarray:
     for by_frame in _positions(tracks).values():
         frames = sorted(by_frame)
         steps = []  # (displacement, dt, speed)
-        for f0, f1 in zip(frames, frames[1:]):
+        for f0, f1 in pairwise(frames):
             dt = tracks.times[f1] - tracks.times[f0]
             d = by_frame[f1] - by_frame[f0]
             steps.append((d, dt, float(np.linalg.norm(d)) / dt))
         speeds += [s for _, _, s in steps]
-        for (d0, _, s0), (d1, dt1, s1) in zip(steps, steps[1:]):
+        for (d0, _, s0), (d1, dt1, s1) in pairwise(steps):
             accels.append(abs(s1 - s0) / dt1)
             n0, n1 = np.linalg.norm(d0), np.linalg.norm(d1)
             if n0 > 1e-9 and n1 > 1e-9:
@@ -113,15 +125,17 @@ def action_features(tracks: Tracks) -> np.ndarray:
         close = sorted(f for f, d in per_frame.items() if d < INTERACT)
         counts[close] += 1
         run_lengths += _runs(close)
-    return np.array([
-        *_stats(speeds, "mean", "std", "max"),
-        *_stats(accels, "mean", "std"),
-        *_stats(cosines, "mean", "std"),
-        *_stats(spread, "mean", "std", "max"),
-        *(_stats(list(counts), "mean", "std", "max") if n_frames else [0.0] * 3),
-        float((counts > 0).mean()) if n_frames else 0.0,
-        float(np.mean(run_lengths)) / n_frames if run_lengths else 0.0,
-    ])
+    return np.array(
+        [
+            *_stats(speeds, "mean", "std", "max"),
+            *_stats(accels, "mean", "std"),
+            *_stats(cosines, "mean", "std"),
+            *_stats(spread, "mean", "std", "max"),
+            *(_stats(list(counts), "mean", "std", "max") if n_frames else [0.0] * 3),
+            float((counts > 0).mean()) if n_frames else 0.0,
+            float(np.mean(run_lengths)) / n_frames if run_lengths else 0.0,
+        ]
+    )
 
 
 def _boxes_intersect(a: np.ndarray, b: np.ndarray) -> bool:
@@ -131,8 +145,11 @@ def _boxes_intersect(a: np.ndarray, b: np.ndarray) -> bool:
 def graph_features(tracks: Tracks) -> np.ndarray:
     """The 8-bin relation histogram, normalised to sum 1 (all zeros without relations)."""
     counts = dict.fromkeys(GRAPH_NAMES, 0)
-    first_seen = {int(i): int(tracks.frame[tracks.object_id == i].min()) for i in np.unique(tracks.object_id)}
-    box = {(int(f), int(i)): b for f, i, b in zip(tracks.frame, tracks.object_id, tracks.box)}
+    first_seen = {
+        int(i): int(tracks.frame[tracks.object_id == i].min()) for i in np.unique(tracks.object_id)
+    }
+    triples = zip(tracks.frame, tracks.object_id, tracks.box, strict=True)
+    box = {(int(f), int(i)): b for f, i, b in triples}
     for (a, b), per_frame in _pair_distances(tracks).items():
         frames = sorted(per_frame)
         for f in frames:
@@ -142,12 +159,14 @@ def graph_features(tracks: Tracks) -> np.ndarray:
             counts["far"] += d > 3 * NEAR
             counts["overlaps"] += _boxes_intersect(box[(f, a)], box[(f, b)])
             counts["follows"] += first_seen[a] != first_seen[b]
-        for f0, f1 in zip(frames, frames[1:]):
+        for f0, f1 in pairwise(frames):
             if f1 == f0 + 1:
                 change = per_frame[f1] - per_frame[f0]
                 counts["approaches"] += change < -MOVE
                 counts["recedes"] += change > MOVE
-    objects_per_frame = np.bincount(tracks.frame, minlength=len(tracks.times)) if len(tracks.frame) else []
+    objects_per_frame = (
+        np.bincount(tracks.frame, minlength=len(tracks.times)) if len(tracks.frame) else []
+    )
     counts["alone"] = int(np.sum(np.asarray(objects_per_frame) == 1))
     h = np.array([counts[n] for n in GRAPH_NAMES], np.float64)
     return h / h.sum() if h.sum() else h
@@ -166,7 +185,9 @@ class MinMax:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         span = self.high - self.low
-        scaled = np.divide(x - self.low, span, out=np.zeros_like(x, dtype=np.float64), where=span > 0)
+        scaled = np.divide(
+            x - self.low, span, out=np.zeros_like(x, dtype=np.float64), where=span > 0
+        )
         return np.clip(scaled, 0.0, 1.0)
 
 
@@ -174,4 +195,7 @@ def motion_blocks(tracks: list[Tracks]) -> tuple[np.ndarray, np.ndarray]:
     """Raw action (n×15) and graph (n×8) blocks for a list of videos' tracks."""
     if not tracks:
         return np.zeros((0, len(ACTION_NAMES))), np.zeros((0, len(GRAPH_NAMES)))
-    return (np.stack([action_features(t) for t in tracks]), np.stack([graph_features(t) for t in tracks]))
+    return (
+        np.stack([action_features(t) for t in tracks]),
+        np.stack([graph_features(t) for t in tracks]),
+    )

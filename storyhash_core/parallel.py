@@ -1,10 +1,9 @@
 """One way to run per-video work in parallel: tasks on a ``dask.distributed`` client.
 
 On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address or
-scheduler file (``storyhash cluster`` writes one for a SLURM cluster) it is an existing cluster. :func:`run_batch` submits one task per item, shows a
-progress bar, and returns every result and every failure (with its error) — nothing
-is silently dropped.
-"""
+scheduler file (``storyhash cluster`` writes one for a SLURM cluster) it is an existing
+cluster. :func:`run_batch` submits one task per item, shows a progress bar, and returns every
+result and every failure (with its error) — nothing is silently dropped."""
 
 from __future__ import annotations
 
@@ -55,27 +54,51 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     where the Dask dashboard (live task stream, progress, worker memory) is."""
     if config.address or config.scheduler_file:
         if config.scheduler_file and not Path(config.scheduler_file).expanduser().is_file():
-            raise StoryHashError(f"scheduler file {config.scheduler_file} not found: start the cluster first"
-                                 " (storyhash cluster), or drop cluster.scheduler_file from the params")
-        where = {"scheduler_file": str(Path(config.scheduler_file).expanduser())} if config.scheduler_file \
+            raise StoryHashError(
+                f"scheduler file {config.scheduler_file} not found: start the cluster first"
+                " (storyhash cluster), or drop cluster.scheduler_file from the params"
+            )
+        where = (
+            {"scheduler_file": str(Path(config.scheduler_file).expanduser())}
+            if config.scheduler_file
             else {"address": config.address}
+        )
         with Client(**where, timeout=30) as client:
-            print(f"Dask: scheduler {client.scheduler.address}, {len(client.scheduler_info()['workers'])} worker(s)"
-                  f" now, dashboard {client.dashboard_link}", flush=True)
+            print(
+                f"Dask: scheduler {client.scheduler.address},"
+                f" {len(client.scheduler_info()['workers'])} worker(s) now,"
+                f" dashboard {client.dashboard_link}",
+                flush=True,
+            )
             yield client
         return
     n_workers = config.n_workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n_workers, threads_per_worker=config.threads_per_worker,
-                      processes=config.processes, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
-        print(f"Dask: local cluster of {n_workers} worker(s) × {config.threads_per_worker} thread(s), "
-              f"dashboard {client.dashboard_link}", flush=True)
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=config.processes,
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        print(
+            f"Dask: local cluster of {n_workers} worker(s)"
+            f" × {config.threads_per_worker} thread(s), dashboard {client.dashboard_link}",
+            flush=True,
+        )
         yield client
 
 
-def run_batch(client: Client, fn: Callable[..., Any], items: Sequence[Any], keys: Sequence[str],
-              desc: str, cached: Callable[[Any], Any] | None = None,
-              **kwargs: Any) -> tuple[dict[str, Any], list[Failure]]:
+def run_batch(
+    client: Client,
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    keys: Sequence[str],
+    desc: str,
+    cached: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
+) -> tuple[dict[str, Any], list[Failure]]:
     """Run ``fn(item, **kwargs)`` for every item; return results by key and the failures.
 
     ``cached(item)``, if given, is asked first, in this process: its result (not None) answers
@@ -98,7 +121,9 @@ def run_batch(client: Client, fn: Callable[..., Any], items: Sequence[Any], keys
     futures = {client.submit(fn, item, pure=False, **kwargs): key for item, key in todo}
     failures: list[Failure] = []
     # in a terminal the bar redraws often; in logs and notebooks every 10 s is enough
-    with tqdm(total=len(futures), desc=desc, unit="task", mininterval=0.1 if sys.stderr.isatty() else 10) as bar:
+    with tqdm(
+        total=len(futures), desc=desc, unit="task", mininterval=0.1 if sys.stderr.isatty() else 10
+    ) as bar:
         for future in as_completed(futures):
             key = futures[future]
             if future.status == "error":

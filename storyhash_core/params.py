@@ -50,8 +50,9 @@ class SamplingParams(_Strict):
 class EvaluationParams(_Strict):
     """Which vector configurations are evaluated (the first one is saved as the run's index)."""
 
-    configurations: list[str] = Field(default_factory=lambda: ["fusion", "visual_padded", "action_padded"],
-                                      min_length=1)
+    configurations: list[str] = Field(
+        default_factory=lambda: ["fusion", "visual_padded", "action_padded"], min_length=1
+    )
     weights: dict[str, float] | None = None  # per-block weights for the ``weighted`` configuration
     k: int = Field(10, ge=3)  # retrieved list length per query
 
@@ -74,7 +75,9 @@ class MotionParams(_Strict):
 
 
 class FigureParams(_Strict):
-    rotation_angles: list[float] = Field(default_factory=lambda: [0, 15, 30, 45, 60, 75, 90], min_length=2)
+    rotation_angles: list[float] = Field(
+        default_factory=lambda: [0, 15, 30, 45, 60, 75, 90], min_length=2
+    )
 
 
 class DetectionParams(_Strict):
@@ -89,7 +92,9 @@ class DetectionParams(_Strict):
 class BaselineParams(_Strict):
     """Methods compared with the configurations on the same queries."""
 
-    poolings: list[Literal["median", "mean", "max"]] = Field(default_factory=lambda: ["mean", "max"])
+    poolings: list[Literal["median", "mean", "max"]] = Field(
+        default_factory=lambda: ["mean", "max"]
+    )
     chamfer_k: int = Field(10, ge=1)  # frame-level Chamfer re-ranks this many index candidates
     frame_hash: Literal["pdq"] | None = "pdq"  # classical per-frame perceptual hash (None: skip)
 
@@ -112,7 +117,9 @@ class StudyParams(_Strict):
     sampling: SamplingParams = SamplingParams()
     transforms: list[str] | Literal["paper"] = "paper"
     backbone: BackboneSpec = BackboneSpec()
-    models_dir: str = "${STORYHASH_SHARED}/models"  # where backbone ``auto`` looks for the ONNX file
+    models_dir: str = (
+        "${STORYHASH_SHARED}/models"  # where backbone ``auto`` looks for the ONNX file
+    )
     pooling: Literal["median", "mean", "max"] = "median"
     motion: MotionParams = MotionParams()
     index: IndexSpec = IndexSpec()
@@ -123,16 +130,23 @@ class StudyParams(_Strict):
     mitigation: MitigationParams = MitigationParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"  # a folder or an fsspec URL
-    output_dir: str = "outputs"  # a folder or an fsspec URL (the run is written locally, then uploaded)
+    output_dir: str = (
+        "outputs"  # a folder or an fsspec URL (the run is written locally, then uploaded)
+    )
     cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _motion_for_motion_blocks(self) -> StudyParams:
         if not self.motion.enabled:
-            needy = [c for c in self.evaluation.configurations
-                     if c == "weighted" or set(CONFIGURATIONS[c]) - {"visual"}]
+            needy = [
+                c
+                for c in self.evaluation.configurations
+                if c == "weighted" or set(CONFIGURATIONS[c]) - {"visual"}
+            ]
             if needy:
-                raise ValueError(f"configuration(s) {needy} need motion features, but motion.enabled is false")
+                raise ValueError(
+                    f"configuration(s) {needy} need motion features, but motion.enabled is false"
+                )
         return self
 
 
@@ -151,7 +165,11 @@ def portable(path: str | Path) -> str:
     shared = resolve_path("${STORYHASH_SHARED}")
     if path.is_relative_to(shared):
         return f"$STORYHASH_SHARED/{path.relative_to(shared).as_posix()}"
-    return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else str(path)
+    return (
+        path.relative_to(PROJECT_ROOT).as_posix()
+        if path.is_relative_to(PROJECT_ROOT)
+        else str(path)
+    )
 
 
 def resolve_location(value: str) -> str:
@@ -180,7 +198,9 @@ def load_params(path: str | Path) -> StudyParams:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ParamsError(f"params file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ParamsError(
+            f"params file {path} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"params file {path} must hold a mapping of keys to values")
     try:
@@ -192,3 +212,17 @@ def load_params(path: str | Path) -> StudyParams:
             for e in exc.errors()
         )
         raise ParamsError(f"params file {path}: {problems}") from None
+
+
+def portable_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """``spec`` for run.json and index metadata, its weights path portable
+    (:func:`local_backbone` turns it back)."""
+    weights = spec.weights and Path(spec.weights).exists() and portable(spec.weights)
+    return spec.model_copy(update={"weights": weights}) if weights else spec
+
+
+def local_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """The backbone a :func:`portable_backbone` spec describes, its weights path on this machine."""
+    if spec.weights and (spec.weights.startswith("$") or (PROJECT_ROOT / spec.weights).exists()):
+        spec = spec.model_copy(update={"weights": str(resolve_path(spec.weights))})
+    return spec

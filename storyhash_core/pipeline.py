@@ -50,8 +50,10 @@ def artifact_paths(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts:
     """Where the cache keeps ``job``'s artifacts (whether or not they exist yet)."""
     digest = cache.digest(check_exists(cache.fetch(job.path)))  # a query video may be a cache entry
     folder_fps = job.folder_fps if job.path.is_dir() else None
-    return VideoArtifacts(tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs),
-                          track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None)
+    return VideoArtifacts(
+        tuple(feature_path(digest, folder_fps, b, job.fps, v, cache) for b, v in job.outputs),
+        track_path(digest, folder_fps, job.tracker, cache) if job.tracker else None,
+    )
 
 
 def cached_artifacts(job: VideoJob, cache: ArtifactCache) -> VideoArtifacts | None:
@@ -66,7 +68,7 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
     job = replace(job, path=cache.fetch(job.path))  # a query video is a cache entry
     artifacts = artifact_paths(job, cache)
     features, tracks = artifacts.features, artifacts.tracks
-    missing = [(o, f) for o, f in zip(job.outputs, features) if not cache.exists(f)]
+    missing = [(o, f) for o, f in zip(job.outputs, features, strict=True) if not cache.exists(f)]
     track_missing = tracks is not None and not cache.exists(tracks)
     if missing or track_missing:
         rates = ([job.fps] if missing else []) + ([job.tracker.fps] if track_missing else [])
@@ -82,16 +84,31 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
     return artifacts
 
 
-def process_videos(client: Client, items: dict[str, tuple[Path, float]], fps: float, outputs: list[Output],
-                   tracker: TrackerSpec | None, cache: ArtifactCache,
-                   desc: str = "videos") -> tuple[dict[str, VideoArtifacts], list[Failure]]:
+def process_videos(
+    client: Client,
+    items: dict[str, tuple[Path, float]],
+    fps: float,
+    outputs: list[Output],
+    tracker: TrackerSpec | None,
+    cache: ArtifactCache,
+    desc: str = "videos",
+) -> tuple[dict[str, VideoArtifacts], list[Failure]]:
     """:func:`process_video` for every ``{id: (path, folder_fps)}`` in parallel; returns the
     artifacts by id (on this machine: fetched from a cache at a URL) and the failures (each
     with its error). Videos whose artifacts are all cached are answered here, without a task."""
     keys = list(items)
     jobs = [VideoJob(items[k][0], items[k][1], fps, tuple(outputs), tracker) for k in keys]
-    done, failed = run_batch(client, process_video, jobs, keys, desc, cached=lambda job: cached_artifacts(job, cache),
-                             cache_root=cache.url)
-    local = {k: VideoArtifacts(tuple(map(cache.fetch, a.features)), a.tracks and cache.fetch(a.tracks))
-             for k, a in done.items()}
+    done, failed = run_batch(
+        client,
+        process_video,
+        jobs,
+        keys,
+        desc,
+        cached=lambda job: cached_artifacts(job, cache),
+        cache_root=cache.url,
+    )
+    local = {
+        k: VideoArtifacts(tuple(map(cache.fetch, a.features)), a.tracks and cache.fetch(a.tracks))
+        for k, a in done.items()
+    }
     return local, failed

@@ -47,9 +47,13 @@ def query_id(reference_id: str, transform: str) -> str:
 
 def query_path(job: QueryJob, cache: ArtifactCache) -> Path:
     """Where the cache keeps ``job``'s query video (whether or not it exists yet)."""
-    key = spec_key(source=cache.digest(check_exists(job.video.path)), transform=job.transform.spec(),
-                   folder_fps=job.video.fps if job.video.is_frame_folder else None,
-                   ffmpeg=Path(ffmpeg_exe()).name, version=QUERY_VERSION)
+    key = spec_key(
+        source=cache.digest(check_exists(job.video.path)),
+        transform=job.transform.spec(),
+        folder_fps=job.video.fps if job.video.is_frame_folder else None,
+        ffmpeg=Path(ffmpeg_exe()).name,
+        version=QUERY_VERSION,
+    )
     return cache.path("queries", key, ".mp4")
 
 
@@ -70,16 +74,30 @@ def _cached_query(job: QueryJob, cache: ArtifactCache) -> tuple[Path, bool] | No
     return (out, True) if cache.exists(out) else None
 
 
-def generate_queries(client: Client, videos: list[Video], transforms: list[Transform],
-                     cache: ArtifactCache) -> list[Query]:
+def generate_queries(
+    client: Client, videos: list[Video], transforms: list[Transform], cache: ArtifactCache
+) -> list[Query]:
     """Every transform of every video, in parallel; failures are kept with their error."""
     jobs = [QueryJob(v, t) for v in videos for t in transforms]
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
-    done, failed = run_batch(client, make_query, jobs, keys, "transforms", cached=lambda job: _cached_query(job, cache),
-                             cache_root=cache.url)
+    done, failed = run_batch(
+        client,
+        make_query,
+        jobs,
+        keys,
+        "transforms",
+        cached=lambda job: _cached_query(job, cache),
+        cache_root=cache.url,
+    )
     errors = {f.key: f.error for f in failed}
     return [
-        Query(k, j.video.video_id, j.transform.name, j.transform.family,
-              *(done[k] if k in done else (None, False)), errors.get(k, ""))
-        for j, k in zip(jobs, keys)
+        Query(
+            k,
+            j.video.video_id,
+            j.transform.name,
+            j.transform.family,
+            *(done[k] if k in done else (None, False)),
+            errors.get(k, ""),
+        )
+        for j, k in zip(jobs, keys, strict=True)
     ]

@@ -3,7 +3,9 @@
 Tolerances (also in the README): every text and integer cell, and every float column that is
 a rate, rank or count (recall, rank, queries, positives, …: :data:`EXACT`), must be identical;
 other floats (similarities, margins, μAP, AUC, TPR, p-values, motion statistics) must agree
-within :data:`TOLERANCE`. ``extraction_cost.csv`` holds wall-clock times and is not compared.
+within :data:`TOLERANCE`. ``extraction_cost*.csv`` hold wall-clock times and are not compared.
+:func:`table_bytes_diff` is the stricter check for a refactoring: which table files (CSV,
+Markdown, LaTeX) of two runs are byte-identical.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import yaml
 
 from .errors import StoryHashError
 from .params import PROJECT_ROOT, load_params
+from .stages.records import ExtractRecord
+from .stages.run import Run
 
 TOLERANCE = 1e-4
-EXACT = re.compile(r"recall|r1_|rank|queries|distractors|positives|pairs|only_|frames|objects|vectors|dim|bytes|"
-                   r"angle|significant")
-SKIP = {"extraction_cost.csv"}
+EXACT = re.compile(
+    r"recall|r1_|rank|queries|distractors|positives|pairs|only_|frames|objects|vectors|dim|bytes|"
+    r"angle|significant"
+)
+SKIP = {"extraction_cost.csv", "extraction_cost_summary.csv"}  # wall-clock seconds
 SCRATCH_MARK = ".storyhash-scratch"  # only a folder holding this is ever emptied by a rerun
 INTERVAL = re.compile(r"^\[(\S+), (\S+)\]$")  # a bootstrap interval printed as "[low, high]"
 
@@ -38,7 +44,11 @@ class Difference:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.table}: {self.column}: {self.detail}" if self.column else f"{self.table}: {self.detail}"
+        return (
+            f"{self.table}: {self.column}: {self.detail}"
+            if self.column
+            else f"{self.table}: {self.detail}"
+        )
 
 
 def compare_table(name: str, committed: pd.DataFrame, rerun: pd.DataFrame) -> list[Difference]:
@@ -53,20 +63,33 @@ def compare_table(name: str, committed: pd.DataFrame, rerun: pd.DataFrame) -> li
         exact = bool(EXACT.search(column))
         if _numeric(a) and _numeric(b):
             x, y = a.to_numpy(float), b.to_numpy(float)
-            bad = ~(np.isclose(x, y, rtol=0, atol=0 if exact else TOLERANCE, equal_nan=True) | (x == y))
+            bad = ~(
+                np.isclose(x, y, rtol=0, atol=0 if exact else TOLERANCE, equal_nan=True) | (x == y)
+            )
             rule = "differ" if exact else f"beyond {TOLERANCE:g}"
-        elif (intervals := _intervals(a, b)) is not None:  # "[low, high]" rounded to 3 significant digits
+        elif (
+            intervals := _intervals(a, b)
+        ) is not None:  # "[low, high]" rounded to 3 significant digits
             x, y = intervals
             unit = np.maximum(_last_digit(x), _last_digit(y))
-            bad = ~(np.isclose(x, y, rtol=0, atol=0 if exact else np.maximum(unit, TOLERANCE)) | (x == y)).all(1)
+            bad = ~(
+                np.isclose(x, y, rtol=0, atol=0 if exact else np.maximum(unit, TOLERANCE))
+                | (x == y)
+            ).all(1)
             rule = "differ" if exact else "beyond the printed precision"
         else:
             bad = (a.astype(str) != b.astype(str)).to_numpy()
             rule = "differ"
         if bad.any():
             row = int(np.argmax(bad))
-            out.append(Difference(name, column, f"{int(bad.sum())} rows {rule}, first row {row}:"
-                                  f" {a.iloc[row]} -> {b.iloc[row]}"))
+            out.append(
+                Difference(
+                    name,
+                    column,
+                    f"{int(bad.sum())} rows {rule}, first row {row}:"
+                    f" {a.iloc[row]} -> {b.iloc[row]}",
+                )
+            )
     return out
 
 
@@ -102,11 +125,41 @@ def compare_runs(committed: Path, rerun: Path) -> tuple[list[str], list[Differen
         if not other.is_file():
             out.append(Difference(name, "", "missing from the rerun"))
             continue
-        out += compare_table(name, pd.read_csv(committed / "tables" / name, keep_default_na=False, na_values=[""]),
-                             pd.read_csv(other, keep_default_na=False, na_values=[""]))
+        out += compare_table(
+            name,
+            pd.read_csv(committed / "tables" / name, keep_default_na=False, na_values=[""]),
+            pd.read_csv(other, keep_default_na=False, na_values=[""]),
+        )
     extra = sorted({p.name for p in (rerun / "tables").glob("*.csv")} - set(names) - SKIP)
     out += [Difference(name, "", "only in the rerun") for name in extra]
     return names, out
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """Table files (``tables/*``) of two runs by name: byte-identical, changed, or in one only."""
+
+    identical: list[str]
+    changed: list[str]
+    only_first: list[str]
+    only_second: list[str]
+
+
+def table_bytes_diff(first: Path, second: Path) -> TableFiles:
+    """Compare every table file of two run folders byte for byte (wall-clock tables included)."""
+    names = [{p.name for p in (run / "tables").iterdir() if p.is_file()} for run in (first, second)]
+    both = sorted(names[0] & names[1])
+    same = [
+        n
+        for n in both
+        if (first / "tables" / n).read_bytes() == (second / "tables" / n).read_bytes()
+    ]
+    return TableFiles(
+        same,
+        [n for n in both if n not in same],
+        sorted(names[0] - names[1]),
+        sorted(names[1] - names[0]),
+    )
 
 
 def prepare_scratch(scratch: Path, committed: Path) -> None:
@@ -115,16 +168,24 @@ def prepare_scratch(scratch: Path, committed: Path) -> None:
     scratch, committed = scratch.resolve(), committed.resolve()
     for protected in (committed, PROJECT_ROOT):
         if scratch == protected or protected.is_relative_to(scratch):
-            raise StoryHashError(f"--scratch {scratch} holds {protected}; choose an empty folder of its own")
+            raise StoryHashError(
+                f"--scratch {scratch} holds {protected}; choose an empty folder of its own"
+            )
     if scratch.is_relative_to(committed):
-        raise StoryHashError(f"--scratch {scratch} is inside the committed run {committed}; choose another folder")
+        raise StoryHashError(
+            f"--scratch {scratch} is inside the committed run {committed}; choose another folder"
+        )
     if scratch.exists() and any(scratch.iterdir()) and not (scratch / SCRATCH_MARK).is_file():
-        raise StoryHashError(f"--scratch {scratch} is not empty and was not made by check-reproducible;"
-                             " choose an empty folder")
+        raise StoryHashError(
+            f"--scratch {scratch} is not empty and was not made by check-reproducible;"
+            " choose an empty folder"
+        )
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    (scratch / SCRATCH_MARK).write_text("made by storyhash check-reproducible; emptied by the next one\n")
+    (scratch / SCRATCH_MARK).write_text(
+        "made by storyhash check-reproducible; emptied by the next one\n"
+    )
 
 
 def rerun(params_file: Path, scratch: Path, fresh_cache: bool = False) -> Path:
@@ -148,18 +209,25 @@ def check_params(params_file: Path, committed: Path) -> None:
         return
     ignore = {"output_dir", "cache_dir", "cluster"}
     ours = {k: v for k, v in load_params(params_file).model_dump().items() if k not in ignore}
-    theirs = {k: v for k, v in json.loads(record.read_text()).get("params", {}).items() if k not in ignore}
+    theirs = {
+        k: v for k, v in json.loads(record.read_text()).get("params", {}).items() if k not in ignore
+    }
     changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if changed:
-        raise StoryHashError(f"--params {params_file} differs from the params in {record} in {', '.join(changed)};"
-                             " give the params file the committed run was made with")
+        raise StoryHashError(
+            f"--params {params_file} differs from the params in {record} in {', '.join(changed)};"
+            " give the params file the committed run was made with"
+        )
 
 
-def check(params_file: Path, committed: Path, scratch: Path | None = None,
-          fresh_cache: bool = False) -> list[Difference]:
+def check(
+    params_file: Path, committed: Path, scratch: Path | None = None, fresh_cache: bool = False
+) -> list[Difference]:
     """Rerun ``params_file`` and compare it with the committed run folder; print the verdict."""
     if not (committed / "tables").is_dir():
-        raise StoryHashError(f"{committed} has no tables/ folder (give --run the committed run folder)")
+        raise StoryHashError(
+            f"{committed} has no tables/ folder (give --run the committed run folder)"
+        )
     check_params(params_file, committed)
     scratch = (scratch or PROJECT_ROOT / ".cache" / "reproduce" / committed.name).resolve()
     prepare_scratch(scratch, committed)
@@ -167,10 +235,16 @@ def check(params_file: Path, committed: Path, scratch: Path | None = None,
     names, differences = compare_runs(committed, run_dir)
     for d in differences:
         print(f"DIFFERS  {d}")
-    extract = json.loads((run_dir / "run.json").read_text())["stages"]["extract"]
-    reused = (f"{extract['queries_cached']} of {extract['queries']} query videos came from the cache"
-              if not fresh_cache else "everything recomputed in an empty cache")
+    extract = Run(load_params(params_file), run_dir).load(ExtractRecord)
+    reused = (
+        f"{extract.queries_cached} of {extract.queries} query videos came from the cache"
+        if not fresh_cache
+        else "everything recomputed in an empty cache"
+    )
     verdict = "reproduced" if not differences else f"{len(differences)} difference(s)"
-    print(f"{len(names)} tables of {committed} compared with the rerun in {run_dir} ({reused}): {verdict}"
-          f" (rates, ranks, counts and text identical, other floats within {TOLERANCE:g})")
+    print(
+        f"{len(names)} tables of {committed} compared with the rerun in {run_dir} ({reused}):"
+        f" {verdict}"
+        f" (rates, ranks, counts and text identical, other floats within {TOLERANCE:g})"
+    )
     return differences

@@ -1,6 +1,7 @@
 """Runs the notebook sequence headlessly with papermill and renders each notebook to HTML.
 
-``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` … ``08_baselines_mitigation.ipynb``
+``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` …
+``08_baselines_mitigation.ipynb``
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
 ``run.json`` after each notebook, a failing one included (a partial rerun updates only its
@@ -15,12 +16,20 @@ import json
 import time
 from pathlib import Path
 
-from .errors import StoryHashError
 from .cache import atomic_path, fetch_tree, publish_tree
+from .errors import StoryHashError
 from .params import PROJECT_ROOT, load_params, run_location
 
-NOTEBOOKS = ("01_extract", "02_fuse", "03_index", "04_robustness", "05_ablation", "06_failure_analysis",
-             "07_figures", "08_baselines_mitigation")
+NOTEBOOKS = (
+    "01_extract",
+    "02_fuse",
+    "03_index",
+    "04_robustness",
+    "05_ablation",
+    "06_failure_analysis",
+    "07_figures",
+    "08_baselines_mitigation",
+)
 
 
 class NotebookError(StoryHashError):
@@ -39,14 +48,19 @@ def render_html(notebook: Path) -> Path:
 def record_timing(record_path: Path, notebook: str, seconds: float) -> None:
     """Set ``notebook``'s wall time in ``run.json`` (atomically), keeping the other notebooks'."""
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | {notebook: round(seconds, 2)}
+    record["notebook_timings_s"] = record.get("notebook_timings_s", {}) | {
+        notebook: round(seconds, 2)
+    }
     record["wall_time_s"] = round(sum(record["notebook_timings_s"].values()), 2)
     with atomic_path(record_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str))
 
 
-def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOKS,
-                  source: Path = PROJECT_ROOT / "notebooks") -> Path:
+def run_notebooks(
+    params_file: str | Path,
+    notebooks: tuple[str, ...] = NOTEBOOKS,
+    source: Path = PROJECT_ROOT / "notebooks",
+) -> Path:
     """Execute the sequence for ``params_file``; return the run folder."""
     import papermill as pm
 
@@ -62,12 +76,20 @@ def run_notebooks(params_file: str | Path, notebooks: tuple[str, ...] = NOTEBOOK
         print(f"[storyhash] {name} -> {target}", flush=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(source / f"{name}.ipynb"), str(target), cwd=str(source),
-                                parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
-                                progress_bar=True, log_output=False, kernel_name="python3")
+            pm.execute_notebook(
+                str(source / f"{name}.ipynb"),
+                str(target),
+                cwd=str(source),
+                parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
+                progress_bar=True,
+                log_output=False,
+                kernel_name="python3",
+            )
         except pm.PapermillExecutionError as exc:
-            raise NotebookError(f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
-                                f"{exc.evalue.splitlines()[0] if exc.evalue else ''}") from None
+            raise NotebookError(
+                f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
+                f"{exc.evalue.splitlines()[0] if exc.evalue else ''}"
+            ) from None
         finally:
             record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
             if target.is_file():

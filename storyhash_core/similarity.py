@@ -21,7 +21,9 @@ def inner_products(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
     """``queries @ references.T`` in float64, rounded to float32. Float32 BLAS sums in an order
     its kernel (chosen per CPU) decides, so its last bits differ between CPUs (up to 6e-7 on
     unit vectors, ``bench/cpus.py``); float64 sums round to the same float32 everywhere."""
-    return (np.asarray(queries, np.float64) @ np.asarray(references, np.float64).T).astype(np.float32)
+    return (np.asarray(queries, np.float64) @ np.asarray(references, np.float64).T).astype(
+        np.float32
+    )
 
 
 def chamfer_matrix(queries: list[np.ndarray], references: list[np.ndarray]) -> np.ndarray:

@@ -24,7 +24,9 @@ def slurm_cluster(config: Path, scheduler_file: Path):
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:
-        raise StoryHashError("storyhash cluster needs dask-jobqueue: pip install dask-jobqueue") from None
+        raise StoryHashError(
+            "storyhash cluster needs dask-jobqueue: pip install dask-jobqueue"
+        ) from None
     if not config.is_file():
         raise StoryHashError(f"jobqueue config {config} not found (start from deploy/slurm.yaml)")
     settings = yaml.safe_load(config.read_text()) or {}
@@ -32,5 +34,7 @@ def slurm_cluster(config: Path, scheduler_file: Path):
         raise StoryHashError(f"{config} has no jobqueue.slurm section (see deploy/slurm.yaml)")
     dask.config.update(dask.config.config, settings, priority="new")
     scheduler_file.parent.mkdir(parents=True, exist_ok=True)
-    options = dask.config.get("jobqueue.slurm.scheduler-options", {}) | {"scheduler_file": str(scheduler_file)}
+    options = dask.config.get("jobqueue.slurm.scheduler-options", {}) | {
+        "scheduler_file": str(scheduler_file)
+    }
     return SLURMCluster(scheduler_options=options)

@@ -1,8 +1,9 @@
 """The embedded default corpus: deterministic synthetic clips with known object tracks.
 
 Each clip is a camera panning over a textured world while it keeps 2-4 textured objects
-in view (as DAVIS footage follows its subjects); the objects move and interact: some wander, some follow another object with a lag, some head for another
-object and pass close by. Objects occlude one another in a fixed depth order. The
+in view (as DAVIS footage follows its subjects); the objects move and interact: some
+wander, some follow another object with a lag, some head for another object and pass
+close by. Objects occlude one another in a fixed depth order. The
 ground truth (per frame and object: visible-mask centroid, box and area in image
 pixels) is written beside the clips, so trackers and motion features can be checked
 against known trajectories. Every third clip is stored as a DAVIS-style JPEG folder
@@ -25,6 +26,15 @@ from .cache import ArtifactCache, atomic_dir, spec_key
 from .corpus import Video, write_manifest
 
 GENERATOR_VERSION = 3
+# the objects' colours
+PALETTE = (
+    (230, 40, 40),
+    (40, 200, 60),
+    (50, 90, 235),
+    (240, 200, 30),
+    (200, 50, 220),
+    (20, 220, 220),
+)
 GROUND_TRUTH = "ground_truth.csv"
 MANIFEST = "manifest.csv"
 
@@ -74,8 +84,9 @@ def _world_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _wander(rng: np.random.Generator, t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            speed: float = 0.25) -> np.ndarray:
+def _wander(
+    rng: np.random.Generator, t: np.ndarray, lo: np.ndarray, hi: np.ndarray, speed: float = 0.25
+) -> np.ndarray:
     """A smooth path: drift plus two sinusoids, reflected into the box [lo, hi].
 
     ``speed`` scales the drift (fraction of the box per second) and the sinusoids.
@@ -90,12 +101,13 @@ def _wander(rng: np.random.Generator, t: np.ndarray, lo: np.ndarray, hi: np.ndar
     return lo + np.where(q > span, 2 * span - q, q)
 
 
-def _objects(rng: np.random.Generator, n_frames: int, fps: float, width: int,
-             height: int) -> list[_Object]:
+def _objects(
+    rng: np.random.Generator, n_frames: int, fps: float, width: int, height: int
+) -> list[_Object]:
     """Objects with paths in image coordinates, kept inside the central 80 % of the frame."""
     t = np.arange(n_frames) / fps
     lo, hi = np.array([0.1 * width, 0.1 * height]), np.array([0.9 * width, 0.9 * height])
-    palette = [(230, 40, 40), (40, 200, 60), (50, 90, 235), (240, 200, 30), (200, 50, 220), (20, 220, 220)]
+    palette = PALETTE
     order = rng.permutation(len(palette))
     objects: list[_Object] = []
     for i in range(int(rng.integers(2, 5))):
@@ -105,7 +117,9 @@ def _objects(rng: np.random.Generator, n_frames: int, fps: float, width: int,
             lag = int(rng.integers(int(0.3 * fps), int(0.8 * fps)))
             lead = objects[partner].path
             offset = rng.choice([-1, 1], size=2) * rng.uniform(0.12, 0.25, size=2) * (hi - lo)
-            path = np.clip(np.concatenate([np.repeat(lead[:1], lag, 0), lead])[:n_frames] + offset, lo, hi)
+            path = np.clip(
+                np.concatenate([np.repeat(lead[:1], lag, 0), lead])[:n_frames] + offset, lo, hi
+            )
         elif behaviour == "approach":
             target = objects[partner].path
             start = rng.uniform(lo, hi)
@@ -113,13 +127,18 @@ def _objects(rng: np.random.Generator, n_frames: int, fps: float, width: int,
             path = (1 - w) * start + w * target
         else:
             path = _wander(rng, t, lo, hi)
-        objects.append(_Object(
-            shape=str(rng.choice(["ellipse", "rectangle", "triangle"])),
-            radius=float(rng.uniform(0.07, 0.13) * height),
-            color=palette[order[i]],
-            stripe_period=int(rng.integers(4, 9)),
-            behaviour=behaviour, partner=partner, lag_frames=lag, path=path,
-        ))
+        objects.append(
+            _Object(
+                shape=str(rng.choice(["ellipse", "rectangle", "triangle"])),
+                radius=float(rng.uniform(0.07, 0.13) * height),
+                color=palette[order[i]],
+                stripe_period=int(rng.integers(4, 9)),
+                behaviour=behaviour,
+                partner=partner,
+                lag_frames=lag,
+                path=path,
+            )
+        )
     return objects
 
 
@@ -129,9 +148,15 @@ def _object_mask(obj: _Object, centre: np.ndarray, shape: tuple[int, int]) -> np
     if obj.shape == "ellipse":
         cv2.ellipse(mask, (round(cx), round(cy)), (round(r), round(0.7 * r)), 0, 0, 360, 1, -1)
     elif obj.shape == "rectangle":
-        cv2.rectangle(mask, (round(cx - r), round(cy - 0.6 * r)), (round(cx + r), round(cy + 0.6 * r)), 1, -1)
+        cv2.rectangle(
+            mask, (round(cx - r), round(cy - 0.6 * r)), (round(cx + r), round(cy + 0.6 * r)), 1, -1
+        )
     else:
-        pts = np.array([[cx, cy - r], [cx - r, cy + 0.8 * r], [cx + r, cy + 0.8 * r]]).round().astype(np.int32)
+        pts = (
+            np.array([[cx, cy - r], [cx - r, cy + 0.8 * r], [cx + r, cy + 0.8 * r]])
+            .round()
+            .astype(np.int32)
+        )
         cv2.fillPoly(mask, [pts], 1)
     return mask.astype(bool)
 
@@ -143,11 +168,13 @@ def _render(spec: SyntheticSpec, rng: np.random.Generator, n_frames: int):
     world = _world_texture(rng, h + 2 * margin_y, w + 2 * margin_x)
     objects = _objects(rng, n_frames, spec.fps, w, h)
     t = np.arange(n_frames) / spec.fps
-    pan = _wander(rng, t, np.array([0.0, 0.0]), np.array([2.0 * margin_x, 2.0 * margin_y]), speed=0.08)
+    pan = _wander(
+        rng, t, np.array([0.0, 0.0]), np.array([2.0 * margin_x, 2.0 * margin_y]), speed=0.08
+    )
     diagonal = np.add.outer(np.arange(h), np.arange(w))
     for f in range(n_frames):
         ox, oy = int(round(pan[f, 0])), int(round(pan[f, 1]))
-        frame = world[oy:oy + h, ox:ox + w].copy()
+        frame = world[oy : oy + h, ox : ox + w].copy()
         visible = []
         for i, obj in enumerate(objects):  # later objects are drawn in front
             mask = _object_mask(obj, obj.path[f], (h, w))
@@ -185,21 +212,42 @@ def _write_clip(spec: SyntheticSpec, index: int, root: Path) -> tuple[Video, lis
         for obj_id, mask in visible:
             ys, xs = np.nonzero(mask)
             if len(xs):
-                truth.append([video_id, f, round(f / spec.fps, 6), obj_id, round(xs.mean(), 3),
-                              round(ys.mean(), 3), xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, len(xs)])
+                truth.append(
+                    [
+                        video_id,
+                        f,
+                        round(f / spec.fps, 6),
+                        obj_id,
+                        round(xs.mean(), 3),
+                        round(ys.mean(), 3),
+                        xs.min(),
+                        ys.min(),
+                        xs.max() + 1,
+                        ys.max() + 1,
+                        len(xs),
+                    ]
+                )
     if index % 3 == 0:
         path = root / "JPEGImages" / "480p" / video_id
         path.mkdir(parents=True)
         for f, frame in enumerate(frames):
-            cv2.imwrite(str(path / f"{f:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                str(path / f"{f:05d}.jpg"),
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 95],
+            )
     else:
         path = root / "clips" / f"{video_id}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_mp4(frames, spec.fps, path)
-    meta = {"width": str(spec.width), "height": str(spec.height), "frames": str(n_frames),
-            "duration_s": f"{n_frames / spec.fps:.3f}", "license": "generated (CC0)",
-            "source_repository": "storyhash_core.synthetic"}
+    meta = {
+        "width": str(spec.width),
+        "height": str(spec.height),
+        "frames": str(n_frames),
+        "duration_s": f"{n_frames / spec.fps:.3f}",
+        "license": "generated (CC0)",
+        "source_repository": "storyhash_core.synthetic",
+    }
     return Video(video_id, path, "synthetic", spec.fps, meta), truth
 
 
@@ -213,7 +261,9 @@ def generate_corpus(spec: SyntheticSpec, root: Path) -> Path:
     write_manifest(videos, root / MANIFEST)
     with open(root / GROUND_TRUTH, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["video_id", "frame", "t", "object_id", "cx", "cy", "x0", "y0", "x1", "y1", "area"])
+        writer.writerow(
+            ["video_id", "frame", "t", "object_id", "cx", "cy", "x0", "y0", "x1", "y1", "area"]
+        )
         writer.writerows(truth)
     return root / MANIFEST
 

@@ -75,16 +75,24 @@ def sample_frames(
 
 def every_nth(sampled: SampledFrames, n: int) -> SampledFrames:
     """The frames at every ``n``-th target time: what sampling at ``fps / n`` gives."""
-    return SampledFrames(sampled.frames[::n], sampled.timestamps[::n], sampled.duration_s, sampled.source_fps)
+    return SampledFrames(
+        sampled.frames[::n], sampled.timestamps[::n], sampled.duration_s, sampled.source_fps
+    )
 
 
-def sample_rates(path: str | Path, rates: list[float], folder_fps: float = 24.0) -> dict[float, SampledFrames]:
+def sample_rates(
+    path: str | Path, rates: list[float], folder_fps: float = 24.0
+) -> dict[float, SampledFrames]:
     """Frames at each of ``rates``, decoding once at the highest rate for every rate that
     divides it (and once more for each rate that does not)."""
     out: dict[float, SampledFrames] = {}
     for fps in sorted(set(rates), reverse=True):
         fine = next((f for f in out if abs(f / fps - round(f / fps)) < 1e-9), None)
-        out[fps] = every_nth(out[fine], round(fine / fps)) if fine else sample_frames(path, fps, folder_fps)
+        out[fps] = (
+            every_nth(out[fine], round(fine / fps))
+            if fine
+            else sample_frames(path, fps, folder_fps)
+        )
     return out
 
 
@@ -98,7 +106,9 @@ def _read_image(file: Path) -> np.ndarray:
 def _sample_folder(folder: Path, fps: float | None, folder_fps: float) -> SampledFrames:
     files = frame_files(folder)
     if not files:
-        raise VideoReadError(folder, "folder holds no .jpg/.png frames", "point at a sequence folder")
+        raise VideoReadError(
+            folder, "folder holds no .jpg/.png frames", "point at a sequence folder"
+        )
     duration = len(files) / folder_fps
     if fps is None:
         indices = np.arange(len(files))
@@ -114,8 +124,11 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoReadError(path, f"not a readable video ({exc.__class__.__name__})",
-                             "re-download or re-encode the file") from exc
+        raise VideoReadError(
+            path,
+            f"not a readable video ({exc.__class__.__name__})",
+            "re-download or re-encode the file",
+        ) from exc
 
 
 def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFrames:
@@ -123,13 +136,18 @@ def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFra
         if not container.streams.video:
             raise VideoReadError(path, "no video stream", "is this an audio or data file?")
         stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1  # a Dask worker decodes on one core: parallelism is across videos
+        stream.codec_context.thread_count = (
+            1  # a Dask worker decodes on one core: parallelism is across videos
+        )
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         try:
             picked, times, last_t = _decode_sampled(container, stream, fps, seek_gap_s, rate)
         except av.error.FFmpegError as exc:
-            raise VideoReadError(path, f"decoding failed ({exc.__class__.__name__})",
-                                 "the file may be truncated; re-encode it") from exc
+            raise VideoReadError(
+                path,
+                f"decoding failed ({exc.__class__.__name__})",
+                "the file may be truncated; re-encode it",
+            ) from exc
     if not picked:
         raise VideoReadError(path, "zero decodable frames", "the file may be truncated or empty")
     duration = last_t + 1.0 / rate

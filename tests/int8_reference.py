@@ -17,8 +17,12 @@ F32 = np.float32
 
 
 def _requantize(acc: np.ndarray, scale, zero: int) -> np.ndarray:
-    return np.clip(np.rint(acc.astype(F32) * F32(scale) if np.ndim(scale) == 0 else acc.astype(F32) * scale)
-                   + zero, 0, 255).astype(np.uint8)
+    return np.clip(
+        np.rint(acc.astype(F32) * F32(scale) if np.ndim(scale) == 0 else acc.astype(F32) * scale)
+        + zero,
+        0,
+        255,
+    ).astype(np.uint8)
 
 
 def _patches(x: np.ndarray, kernel: tuple[int, int], stride: int, pad: int) -> np.ndarray:
@@ -29,12 +33,13 @@ def _patches(x: np.ndarray, kernel: tuple[int, int], stride: int, pad: int) -> n
     out = np.empty((*x.shape[:2], kh, kw, ho, wo), np.int64)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i, j] = x[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+            out[:, :, i, j] = x[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride]
     return out
 
 
 def int_conv(x: np.ndarray, w: np.ndarray, group: int, stride: int, pad: int) -> np.ndarray:
-    """Exact integer convolution of centred int64 ``x`` (N, C, H, W) with int64 ``w`` (M, C/g, kh, kw)."""
+    """Exact integer convolution of centred int64 ``x`` (N, C, H, W) with int64 ``w``
+    (M, C/g, kh, kw)."""
     p = _patches(x, w.shape[2:], stride, pad)
     if group == 1:
         return np.einsum("nckluv,mckl->nmuv", p, w, optimize=True)
@@ -67,16 +72,23 @@ class Int8Reference:
             op, ins, out = node.op_type, list(node.input), node.output[0]
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             if op == "QuantizeLinear":
-                env[out] = np.clip(np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]),
-                                   0, 255).astype(np.uint8)
+                env[out] = np.clip(
+                    np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]), 0, 255
+                ).astype(np.uint8)
             elif op == "QLinearConv":
-                assert attrs.get("dilations", [1, 1]) == [1, 1] and len(set(attrs["pads"])) == 1, "plain convolutions only"
+                assert attrs.get("dilations", [1, 1]) == [1, 1] and len(set(attrs["pads"])) == 1, (
+                    "plain convolutions only"
+                )
                 xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
-                w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(-1, 1, 1, 1)
+                w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(
+                    -1, 1, 1, 1
+                )
                 acc = int_conv(xq, w, attrs.get("group", 1), attrs["strides"][0], attrs["pads"][0])
                 if len(ins) > 8:
                     acc += self.init[ins[8]].astype(np.int64).reshape(1, -1, 1, 1)
-                scale = (F32(self.value(ins[1])) * self.init[ins[4]].astype(F32)) / F32(self.value(ins[6]))
+                scale = (F32(self.value(ins[1])) * self.init[ins[4]].astype(F32)) / F32(
+                    self.value(ins[6])
+                )
                 env[out] = _requantize(acc, scale.reshape(1, -1, 1, 1), int(self.value(ins[7])))
             elif op == "QLinearAdd":
                 a = (env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(F32)
@@ -88,10 +100,13 @@ class Int8Reference:
                 xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
                 n = xq.shape[2] * xq.shape[3]
                 scale = F32(self.value(ins[1])) / (F32(self.value(ins[3])) * F32(n))
-                env[out] = _requantize(xq.sum((2, 3), keepdims=True), scale, int(self.value(ins[4])))
+                env[out] = _requantize(
+                    xq.sum((2, 3), keepdims=True), scale, int(self.value(ins[4]))
+                )
             elif op == "DequantizeLinear":
-                env[out] = ((env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(F32)
-                            * F32(self.value(ins[1])))
+                env[out] = (env[ins[0]].astype(np.int64) - int(self.value(ins[2]))).astype(
+                    F32
+                ) * F32(self.value(ins[1]))
             elif op == "Flatten":
                 env[out] = env[ins[0]].reshape(len(env[ins[0]]), -1)
             else:
@@ -120,6 +135,9 @@ def saturating_frames() -> np.ndarray:
     stripes = np.where((x // 3) % 2, 255, 0)
     checker = np.where(((x // 7) + (y // 7)) % 2, 255, 10)
     ramp = 180 + (x + y) * 75 // 446
-    rgb = [np.stack([stripes, checker, 255 - stripes], -1), np.stack([ramp, ramp, 255 - ramp // 2], -1),
-           np.stack([checker, ramp, stripes], -1)]
+    rgb = [
+        np.stack([stripes, checker, 255 - stripes], -1),
+        np.stack([ramp, ramp, 255 - ramp // 2], -1),
+        np.stack([checker, ramp, stripes], -1),
+    ]
     return np.stack(rgb).astype(np.uint8)

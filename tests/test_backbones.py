@@ -4,14 +4,22 @@ import numpy as np
 import pytest
 
 from storyhash_core import backbones
-from storyhash_core.backbones import (BackboneError, BackboneSpec, load_backbone, resize_center_crop, resolve_auto,
-                                         weights_id)
+from storyhash_core.backbones import (
+    BackboneError,
+    BackboneSpec,
+    load_backbone,
+    resize_center_crop,
+    resolve_auto,
+    weights_id,
+)
 from storyhash_core.backbones.mobilenet import preprocess
 from storyhash_core.features import l2_normalize
 
 from .conftest import index_frames
 
-SHARED_ONNX = Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenetv2-imagenet-embed.onnx"
+SHARED_ONNX = (
+    Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenetv2-imagenet-embed.onnx"
+)
 
 
 def test_resize_center_crop_geometry():
@@ -22,23 +30,36 @@ def test_resize_center_crop_geometry():
     assert out[:, 16].mean() > 200 and out[:, 0].mean() < 10
 
 
-@pytest.mark.parametrize("shape", [(480, 854), (432, 768), (384, 683), (300, 400), (600, 800), (1080, 1920)])
+@pytest.mark.parametrize(
+    "shape", [(480, 854), (432, 768), (384, 683), (300, 400), (600, 800), (1080, 1920)]
+)
 def test_resize_center_crop_is_antialiased_and_close_to_area_resampling(shape):
     import cv2
 
     h, w = shape
     stripes = np.zeros((h, w, 3), np.uint8)
     stripes[:, ::2] = 255  # one-pixel stripes: a plain bilinear shrink would alias them into bands
-    area_stripes = cv2.resize(stripes[:, (w - h) // 2:(w - h) // 2 + h], (224, 224), interpolation=cv2.INTER_AREA)
+    area_stripes = cv2.resize(
+        stripes[:, (w - h) // 2 : (w - h) // 2 + h], (224, 224), interpolation=cv2.INTER_AREA
+    )
     deviation = np.abs(resize_center_crop(stripes, 224).astype(int) - 127.5).max()
     assert deviation <= max(4, np.abs(area_stripes.astype(int) - 127.5).max())  # no worse than area
-    smooth = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8), (0, 0), 3)
-    area = cv2.resize(smooth[:, (w - h) // 2:(w - h) // 2 + h], (224, 224), interpolation=cv2.INTER_AREA)
+    smooth = cv2.GaussianBlur(
+        np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8), (0, 0), 3
+    )
+    area = cv2.resize(
+        smooth[:, (w - h) // 2 : (w - h) // 2 + h], (224, 224), interpolation=cv2.INTER_AREA
+    )
     assert np.abs(resize_center_crop(smooth, 224).astype(int) - area).mean() < 1.5
 
 
 def test_resize_center_crop_sizes():
-    for shape in ((481, 641, 3), (225, 300, 3), (100, 120, 3), (224, 224, 3)):  # trimmed; upscaled; as is
+    for shape in (
+        (481, 641, 3),
+        (225, 300, 3),
+        (100, 120, 3),
+        (224, 224, 3),
+    ):  # trimmed; upscaled; as is
         out = resize_center_crop(np.zeros(shape, np.uint8), 224)
         assert out.shape == (224, 224, 3) and out.flags.c_contiguous
 
@@ -46,8 +67,11 @@ def test_resize_center_crop_sizes():
 def test_mobilenet_preprocessing_normalises_like_imagenet():
     x = preprocess(np.full((2, 50, 70, 3), 255, np.uint8))
     assert x.shape == (2, 3, 224, 224) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0, :, 0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        x[0, :, 0, 0],
+        (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
+        rtol=1e-5,
+    )
 
 
 def test_dct_descriptor_is_deterministic_and_discriminative():
@@ -82,10 +106,19 @@ def tiny_clip(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-clip")
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=32, patch_size=8, projection_dim=16)
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=16,
+    )
     CLIPVisionModelWithProjection(config).eval().save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
     return folder
 
 
@@ -94,7 +127,9 @@ def test_clip_path_with_a_tiny_config(tiny_clip):
     frames = index_frames(5, 40, 60)
     e = clip.embed(frames)
     assert e.shape == (5, 16) and clip.dim == 16 and np.isfinite(e).all()
-    np.testing.assert_allclose(e, clip.embed(frames), rtol=1e-5)  # batching and eval mode are deterministic
+    np.testing.assert_allclose(
+        e, clip.embed(frames), rtol=1e-5
+    )  # batching and eval mode are deterministic
     np.testing.assert_allclose(e[2:3], clip.embed(frames[2:3]), rtol=1e-4, atol=1e-6)
     assert clip.weights_id.startswith("clip:") and "model.safetensors=" in clip.weights_id
 
@@ -106,7 +141,9 @@ def test_cache_keys_name_the_weights_without_loading_a_model(tiny_clip, monkeypa
     loaded = [load_backbone(spec).weights_id for spec in specs]
     weights_id.cache_clear()
     load_backbone.cache_clear()
-    monkeypatch.setattr(backbones, "load_backbone", lambda spec: pytest.fail(f"{spec.name} loaded for a key"))
+    monkeypatch.setattr(
+        backbones, "load_backbone", lambda spec: pytest.fail(f"{spec.name} loaded for a key")
+    )
     assert [weights_id(spec) for spec in specs] == loaded  # the same ids the loaded models give
 
 

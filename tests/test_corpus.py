@@ -9,7 +9,9 @@ HEADER = "video_id,path,collection,source_repository,license,width,height,fps,fr
 
 
 def test_manifest_in_the_shared_format(tmp_path):
-    write_folder(tmp_path / "davis2016-val" / "JPEGImages" / "480p" / "seq", index_frames(3, 16, 16))
+    write_folder(
+        tmp_path / "davis2016-val" / "JPEGImages" / "480p" / "seq", index_frames(3, 16, 16)
+    )
     (tmp_path / "clips").mkdir()
     write_video(tmp_path / "clips" / "a.mp4", index_frames(5, 16, 16), 10)
     (tmp_path / "manifest.csv").write_text(
@@ -20,7 +22,10 @@ def test_manifest_in_the_shared_format(tmp_path):
     videos = load_manifest(tmp_path / "manifest.csv")
     assert [v.video_id for v in videos] == ["davis__seq", "clip__a"]
     assert videos[0].is_frame_folder and videos[0].fps == 24.0
-    assert videos[1].path == (tmp_path / "clips" / "a.mp4").resolve() and videos[1].collection == "videvo"
+    assert (
+        videos[1].path == (tmp_path / "clips" / "a.mp4").resolve()
+        and videos[1].collection == "videvo"
+    )
     assert videos[1].meta["license"] == "CC"
 
 
@@ -46,7 +51,10 @@ def test_scan_davis_root(tmp_path):
         write_folder(tmp_path / "DAVIS" / "JPEGImages" / "480p" / seq, index_frames(2, 16, 16))
     (tmp_path / "DAVIS" / "Annotations").mkdir()
     videos = scan_directory(tmp_path / "DAVIS", fps=30)
-    assert [(v.video_id, v.collection, v.fps) for v in videos] == [("bear", "davis", 30), ("camel", "davis", 30)]
+    assert [(v.video_id, v.collection, v.fps) for v in videos] == [
+        ("bear", "davis", 30),
+        ("camel", "davis", 30),
+    ]
 
 
 def test_scan_folder_of_clips_and_sequences(tmp_path):

@@ -3,15 +3,34 @@
 import numpy as np
 import pytest
 
-from storyhash_core.detection import (Pairs, detection_summary, matrix_rows, micro_ap, micro_ap_resampled, roc_auc,
-                                      split_distractors, tpr_at_fpr, truth_matrix)
-from storyhash_core.significance import bootstrap, mcnemar, percentile_ci, resample_counts, weighted_mean
+from storyhash_core.detection import (
+    Pairs,
+    detection_summary,
+    micro_ap,
+    micro_ap_resampled,
+    roc_auc,
+    split_distractors,
+    tpr_at_fpr,
+    truth_matrix,
+)
+from storyhash_core.metrics import query_rows
+from storyhash_core.significance import (
+    bootstrap,
+    mcnemar,
+    percentile_ci,
+    resample_counts,
+    weighted_mean,
+)
 
 
 def pairs(scores, positive, n_positives=None, n_negatives=None) -> Pairs:
     positive = np.array(positive, bool)
-    return Pairs(np.array(scores, float), positive, int(positive.sum()) if n_positives is None else n_positives,
-                 int((~positive).sum()) if n_negatives is None else n_negatives)
+    return Pairs(
+        np.array(scores, float),
+        positive,
+        int(positive.sum()) if n_positives is None else n_positives,
+        int((~positive).sum()) if n_negatives is None else n_negatives,
+    )
 
 
 def test_micro_ap_by_hand():
@@ -86,15 +105,20 @@ def test_summary_from_matrix_with_a_distractor_query():
     assert s["tpr_at_fpr_0.01"] == pytest.approx(0.5)
 
 
-def test_matrix_rows_ranks_ties_against_the_true_match():
+def test_exact_rows_rank_ties_against_the_true_match():
     truth = truth_matrix(["a", "b", "x", "a"], ["a", "b", "c"])
     sims = np.array([[0.9, 0.5, 0.1], [0.7, 0.7, 0.2], [0.4, 0.3, 0.2], [np.nan, 0.6, 0.5]])
-    rows = matrix_rows(sims, truth)
+    rows = query_rows(sims, truth, ["a", "b", "c"])
     assert rows["rank"].tolist()[:2] == [1, 2]  # the tie at 0.7 counts against "b"
     assert np.isnan(rows["rank"][2]) and rows["distractor"].tolist() == [False, False, True, False]
-    assert np.isnan(rows["rank"][3]) and np.isnan(rows["sim_true"][3])  # never scored: not retrieved
+    assert np.isnan(rows["rank"][3]) and np.isnan(
+        rows["sim_true"][3]
+    )  # never scored: not retrieved
     assert rows["margin"][0] == pytest.approx(0.4)
-    assert rows["best_wrong_sim"][2] == pytest.approx(0.4)
+    assert rows["best_wrong_sim"][2] == pytest.approx(0.4) and rows["best_wrong_id"][2] == "a"
+    assert rows["top1_id"].tolist() == ["a", "a", "a", "b"] and rows["top1_sim"][
+        3
+    ] == pytest.approx(0.6)
 
 
 def test_split_distractors_is_seeded_and_order_independent():
@@ -129,10 +153,12 @@ def test_resampled_micro_ap_equals_micro_ap_of_the_resampled_queries():
     rng = np.random.default_rng(5)
     sims = np.round(rng.random((30, 8)), 1)  # many ties, within and across queries
     sims[rng.random(sims.shape) < 0.2] = np.nan  # unscored pairs (a re-ranker's)
-    truth = truth_matrix([f"r{i % 10}" for i in range(30)], [f"r{i}" for i in range(8)])  # r8, r9: distractors
+    truth = truth_matrix(
+        [f"r{i % 10}" for i in range(30)], [f"r{i}" for i in range(8)]
+    )  # r8, r9: distractors
     counts = resample_counts(30, 40, seed=0)
     fast = micro_ap_resampled(sims, truth, counts)
-    for c, value in zip(counts, fast):
+    for c, value in zip(counts, fast, strict=True):
         idx = np.repeat(np.arange(30), c)
         assert value == pytest.approx(micro_ap(Pairs.from_matrix(sims[idx], truth[idx])), abs=1e-12)
     no_positive = micro_ap_resampled(sims, np.zeros_like(truth), counts[:2])

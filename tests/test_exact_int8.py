@@ -13,8 +13,12 @@ from storyhash_core.backbones.mobilenet import preprocess
 
 from .int8_reference import Int8Reference, pair_saturation, saturating_frames
 
-SHARED_ONNX = Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenetv2-imagenet-embed.onnx"
-needs_model = pytest.mark.skipif(not SHARED_ONNX.is_file(), reason="shared/models not beside the checkout")
+SHARED_ONNX = (
+    Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenetv2-imagenet-embed.onnx"
+)
+needs_model = pytest.mark.skipif(
+    not SHARED_ONNX.is_file(), reason="shared/models not beside the checkout"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,11 @@ def test_the_saturating_frames_do_overflow_16_bit_pair_sums(reference):
     """The test above has teeth: its inputs push pairs of raw u8×s8 products past int16 in the
     first pointwise convolutions, where ``vpmaddubsw`` saturates."""
     ref, env = reference
-    pointwise = [n for n in ref.model.graph.node[:8] if n.op_type == "QLinearConv" and ref.init[n.input[3]].shape[2] == 1]
+    pointwise = [
+        n
+        for n in ref.model.graph.node[:8]
+        if n.op_type == "QLinearConv" and ref.init[n.input[3]].shape[2] == 1
+    ]
     overflows = [pair_saturation(env[n.input[0]], ref.init[n.input[3]]) for n in pointwise]
     assert sum(overflows) > 1000, overflows
 
@@ -54,31 +62,52 @@ def test_graph_optimisations_keep_the_arithmetic(reference):
     _, env = reference
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    plain = ort.InferenceSession(exact_graph(onnx.load(str(SHARED_ONNX))).SerializeToString(), options,
-                                 providers=["CPUExecutionProvider"])
+    plain = ort.InferenceSession(
+        exact_graph(onnx.load(str(SHARED_ONNX))).SerializeToString(),
+        options,
+        providers=["CPUExecutionProvider"],
+    )
     x = preprocess(saturating_frames())
     np.testing.assert_array_equal(plain.run(["embedding"], {"input": x})[0], env["embedding"])
-    np.testing.assert_array_equal(exact_session(SHARED_ONNX).run(["embedding"], {"input": x})[0], env["embedding"])
+    np.testing.assert_array_equal(
+        exact_session(SHARED_ONNX).run(["embedding"], {"input": x})[0], env["embedding"]
+    )
 
 
 def test_conv_bound_is_the_largest_partial_sum():
     w = np.array([[[[3]], [[-5]]], [[[7]], [[1]]]], np.int8)  # 2 outputs, 2 inputs, 1×1
     # zero points: x 10 (largest |x - 10| is 245), w per channel (1, -1); bias (100, -3)
-    assert conv_bound(w, np.array([1, -1]), 10, np.array([100, -3])) == max((2 + 6) * 245 + 100, (8 + 2) * 245 + 3)
+    assert conv_bound(w, np.array([1, -1]), 10, np.array([100, -3])) == max(
+        (2 + 6) * 245 + 100, (8 + 2) * 245 + 3
+    )
 
 
 def tiny_qconv(channels: int, weight: int) -> onnx.ModelProto:
     """One 1×1 QLinearConv over ``channels`` inputs, every weight ``weight``, then dequantised."""
+
     def const(name, value, dtype):
         return numpy_helper.from_array(np.array(value, dtype), name)
 
-    inits = [const("s", 0.1, np.float32), const("z", 0, np.uint8), const("w", np.full((1, channels, 1, 1), weight),
-             np.int8), const("ws", [0.01], np.float32), const("wz", [0], np.int8), const("ys", 0.5, np.float32)]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
-             helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "ys", "z"], ["yq"]),
-             helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["embedding"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 2, 2])],
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None)], inits)
+    inits = [
+        const("s", 0.1, np.float32),
+        const("z", 0, np.uint8),
+        const("w", np.full((1, channels, 1, 1), weight), np.int8),
+        const("ws", [0.01], np.float32),
+        const("wz", [0], np.int8),
+        const("ys", 0.5, np.float32),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "ys", "z"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 2, 2])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None)],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
 
 
@@ -98,5 +127,8 @@ def test_unsupported_operators_and_outputs_are_named(tmp_path):
     other = tiny_qconv(4, 1)
     other.graph.node[2].output[0] = other.graph.output[0].name = "logits"
     onnx.save(other, tmp_path / "other.onnx")
-    with pytest.raises(BackboneError, match="other.onnx cannot run as exact int8: the model has no output 'embedding'"):
+    with pytest.raises(
+        BackboneError,
+        match="other.onnx cannot run as exact int8: the model has no output 'embedding'",
+    ):
         load_backbone(BackboneSpec(name="mobilenetv2-onnx", weights=str(tmp_path / "other.onnx")))

@@ -36,7 +36,9 @@ def test_cache_hit_and_invalidation(tmp_path):
     copy = tmp_path / "copy.mp4"
     copy.write_bytes(video.read_bytes())
     assert features_of(copy, root) == first  # content, not path, is the key
-    video.write_bytes(write_video(tmp_path / "w.mp4", index_frames(20, 48, 64)[::-1], fps=10).read_bytes())
+    video.write_bytes(
+        write_video(tmp_path / "w.mp4", index_frames(20, 48, 64)[::-1], fps=10).read_bytes()
+    )
     assert features_of(video, root) != first  # new content in the same file: a new key
 
 
@@ -47,21 +49,34 @@ def test_one_decode_gives_features_and_tracks_equal_to_separate_runs(tmp_path, m
     tracker = TrackerSpec(fps=6.0)
     rates = []
     real = pipeline.sample_rates
-    monkeypatch.setattr(pipeline, "sample_rates", lambda path, r, ff: rates.append(sorted(r)) or real(path, r, ff))
+    monkeypatch.setattr(
+        pipeline, "sample_rates", lambda path, r, ff: rates.append(sorted(r)) or real(path, r, ff)
+    )
     both = process_video(VideoJob(video, 24.0, 2.0, ((DCT, ""),), tracker), str(tmp_path / "both"))
     alone = process_video(VideoJob(video, 24.0, 2.0, ((DCT, ""),)), str(tmp_path / "features"))
     tracks_alone = process_video(VideoJob(video, 24.0, 2.0, (), tracker), str(tmp_path / "tracks"))
     assert rates == [[2.0, 6.0], [2.0], [6.0]]
-    np.testing.assert_array_equal(load_features(both.features[0]).frames, load_features(alone.features[0]).frames)
+    np.testing.assert_array_equal(
+        load_features(both.features[0]).frames, load_features(alone.features[0]).frames
+    )
     t_both, t_alone = load_tracks(both.tracks)[0], load_tracks(tracks_alone.tracks)[0]
     np.testing.assert_array_equal(t_both.centroid, t_alone.centroid)
-    assert process_video(VideoJob(video, 24.0, 2.0, ((DCT, ""),), tracker), str(tmp_path / "both")) == both
+    assert (
+        process_video(VideoJob(video, 24.0, 2.0, ((DCT, ""),), tracker), str(tmp_path / "both"))
+        == both
+    )
     assert len(rates) == 3  # everything cached: nothing decoded
 
 
 def test_batch_extraction_records_failures(tmp_path, client):
     good = write_video(tmp_path / "good.mp4", index_frames(10, 32, 32), fps=10)
-    done, failed = process_videos(client, {"good": (good, 24.0), "bad": (tmp_path / "none.mp4", 24.0)},
-                                  2.0, [(DCT, "")], None, ArtifactCache(tmp_path / "c"))
+    done, failed = process_videos(
+        client,
+        {"good": (good, 24.0), "bad": (tmp_path / "none.mp4", 24.0)},
+        2.0,
+        [(DCT, "")],
+        None,
+        ArtifactCache(tmp_path / "c"),
+    )
     assert list(done) == ["good"] and done["good"].tracks is None
     assert [f.key for f in failed] == ["bad"] and "none.mp4" in failed[0].error

@@ -1,6 +1,7 @@
 """The whole notebook sequence through papermill on a tiny embedded corpus."""
 
 import json
+import re
 
 import nbformat
 import pandas as pd
@@ -8,9 +9,11 @@ import pytest
 
 from storyhash_core.runner import NOTEBOOKS, NotebookError, run_notebooks
 
-from .test_study import write_params
+from .test_stages import write_params
 
-NOTEBOOK_DIR = __import__("storyhash_core.params", fromlist=["PROJECT_ROOT"]).PROJECT_ROOT / "notebooks"
+NOTEBOOK_DIR = (
+    __import__("storyhash_core.params", fromlist=["PROJECT_ROOT"]).PROJECT_ROOT / "notebooks"
+)
 
 
 def test_notebooks_are_committed_clean_with_a_parameters_cell():
@@ -21,9 +24,41 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell():
         assert "parameters" in code[0].metadata.get("tags", []), name
 
 
+STAGES = {
+    "01_extract": "extract",
+    "02_fuse": "fuse",
+    "03_index": "index",
+    "04_robustness": "robustness",
+    "05_ablation": "ablation",
+    "06_failure_analysis": "failures",
+    "07_figures": "figures",
+    "08_baselines_mitigation": "baselines",
+}
+
+
+def test_every_notebook_calls_its_one_stage_and_writes_nothing_itself():
+    assert set(STAGES) == set(NOTEBOOKS)
+    for name, stage in STAGES.items():
+        nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        calls = re.findall(r"stages\.(\w+)\.run\(run\)", code)
+        assert calls == [stage], (name, calls)
+        for forbidden in (
+            "write_table",
+            "save_figure",
+            "save_image",
+            "to_csv",
+            "storyhash_core import report",
+        ):
+            assert forbidden not in code, (name, forbidden)
+
+
 def test_the_sequence_renders_every_artifact(tmp_path):
-    params = write_params(tmp_path, transforms=["flip_h", "flip_v"],
-                          cluster={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+    params = write_params(
+        tmp_path,
+        transforms=["flip_h", "flip_v"],
+        cluster={"n_workers": 1, "threads_per_worker": 2, "processes": False},
+    )
     run_dir = run_notebooks(params)
     for name in NOTEBOOKS:
         executed = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
@@ -32,19 +67,41 @@ def test_the_sequence_renders_every_artifact(tmp_path):
     tables = {p.name for p in (run_dir / "tables").iterdir()}
     for stem in ("table1", "ablation"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
-    assert {"failures.csv", "rotation_sweep.csv", "rotation_sweep_per_query.csv", "robustness_per_query.csv",
-            "detection_overall.csv",
-            "detection_significance.csv", "baselines_overall.csv", "flip_mitigation.csv",
-            "rotation_mitigation.csv"} <= tables
-    for fig in ("ablation", "flips", "rotation_sweep", "table1_recall", "score_distributions", "rotation_mitigation"):
+    assert {
+        "failures.csv",
+        "rotation_sweep.csv",
+        "rotation_sweep_per_query.csv",
+        "robustness_per_query.csv",
+        "detection_overall.csv",
+        "detection_significance.csv",
+        "baselines_overall.csv",
+        "flip_mitigation.csv",
+        "rotation_mitigation.csv",
+    } <= tables
+    for fig in (
+        "ablation",
+        "flips",
+        "rotation_sweep",
+        "table1_recall",
+        "score_distributions",
+        "rotation_mitigation",
+    ):
         for ext in ("png", "pdf"):
             assert (run_dir / "figures" / f"{fig}.{ext}").stat().st_size > 1000, fig
     sweep = pd.read_csv(run_dir / "tables" / "rotation_sweep.csv")
     assert sorted(sweep.angle.unique()) == [0, 45]
     record = json.loads((run_dir / "run.json").read_text())
     assert set(record["notebook_timings_s"]) == set(NOTEBOOKS) and record["wall_time_s"] > 0
-    assert {"extract", "fuse", "index", "robustness", "rotation_sweep", "detection", "baselines",
-            "rotation_mitigation"} <= set(record["stages"])
+    assert {
+        "extract",
+        "fuse",
+        "index",
+        "robustness",
+        "rotation_sweep",
+        "detection",
+        "baselines",
+        "rotation_mitigation",
+    } <= set(record["stages"])
     html = (run_dir / "notebooks" / "05_ablation.html").read_text()
     assert "What the numbers say" in html and "mean margin" in html and "McNemar" in html
     html = (run_dir / "notebooks" / "08_baselines_mitigation.html").read_text()

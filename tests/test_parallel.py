@@ -33,12 +33,20 @@ def items(tmp_path, n: int) -> dict:
 def test_two_workers_give_the_artifacts_of_one_process(tmp_path):
     videos = items(tmp_path, 4)
     with dask_client(ClusterConfig(n_workers=2, processes=True)) as client:
-        done, failed = process_videos(client, videos, 2.0, [(DCT, "")], TRACKER, ArtifactCache(tmp_path / "dask"))
+        done, failed = process_videos(
+            client, videos, 2.0, [(DCT, "")], TRACKER, ArtifactCache(tmp_path / "dask")
+        )
     assert not failed and set(done) == set(videos)
     for key, (path, folder_fps) in videos.items():
-        alone = process_video(VideoJob(path, folder_fps, 2.0, ((DCT, ""),), TRACKER), str(tmp_path / "alone"))
-        np.testing.assert_array_equal(load_features(done[key].features[0]).frames, load_features(alone.features[0]).frames)
-        np.testing.assert_array_equal(load_tracks(done[key].tracks)[0].centroid, load_tracks(alone.tracks)[0].centroid)
+        alone = process_video(
+            VideoJob(path, folder_fps, 2.0, ((DCT, ""),), TRACKER), str(tmp_path / "alone")
+        )
+        np.testing.assert_array_equal(
+            load_features(done[key].features[0]).frames, load_features(alone.features[0]).frames
+        )
+        np.testing.assert_array_equal(
+            load_tracks(done[key].tracks)[0].centroid, load_tracks(alone.tracks)[0].centroid
+        )
 
 
 def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
@@ -48,11 +56,15 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
 
     def kill_one_worker_after_the_first_result(client) -> None:
         deadline = time.monotonic() + 60
-        while not list((tmp_path / "cache" / "tracks").rglob("*.npz")) and time.monotonic() < deadline:
+        while (
+            not list((tmp_path / "cache" / "tracks").rglob("*.npz")) and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
         pid = next(iter(client.run(os.getpid).values()))
         os.kill(pid, signal.SIGKILL)
-        killed.append(len(list((tmp_path / "cache" / "tracks").rglob("*.npz"))))  # videos done by then
+        killed.append(
+            len(list((tmp_path / "cache" / "tracks").rglob("*.npz")))
+        )  # videos done by then
 
     with dask_client(ClusterConfig(n_workers=2, processes=True)) as client:
         killer = threading.Thread(target=kill_one_worker_after_the_first_result, args=(client,))
@@ -62,7 +74,11 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
     assert killed and killed[0] < len(videos)  # killed mid-run
     assert not failed and set(done) == set(videos)  # the lost tasks ran again elsewhere
     features = [done[k].features[0] for k in videos]
-    assert len(set(features)) == len(videos) == len(list((tmp_path / "cache" / "features").rglob("*.npz")))
+    assert (
+        len(set(features))
+        == len(videos)
+        == len(list((tmp_path / "cache" / "features").rglob("*.npz")))
+    )
     for key in videos:  # every entry complete
         assert len(load_features(done[key].features[0]).frames) == 8  # 4 s at 2 fps
         load_tracks(done[key].tracks)

@@ -19,17 +19,22 @@ def test_shared_path_defaults_beside_the_checkout(monkeypatch):
     path = resolve_path(load_params(PARAMS / "real.yaml").corpus.path)
     assert path == (PARAMS.parents[1] / "shared" / "data" / "manifest.csv").resolve()
     monkeypatch.setenv("STORYHASH_SHARED", "/elsewhere")
-    assert resolve_path("${STORYHASH_SHARED}/data/manifest.csv") == Path("/elsewhere/data/manifest.csv")
+    assert resolve_path("${STORYHASH_SHARED}/data/manifest.csv") == Path(
+        "/elsewhere/data/manifest.csv"
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("run_name: x\ncorpus: {kind: synthetic, colour: red}\n", "corpus.colour: unknown key"),
-    ("sampling: {fps: fast}\n", "sampling.fps: Input should be a valid number"),
-    ("corpus: {kind: youtube}\n", "corpus.kind: Input should be"),
-    ("transfroms: paper\n", "transfroms: unknown key"),
-    ("- a\n- b\n", "must hold a mapping"),
-    ("corpus: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("run_name: x\ncorpus: {kind: synthetic, colour: red}\n", "corpus.colour: unknown key"),
+        ("sampling: {fps: fast}\n", "sampling.fps: Input should be a valid number"),
+        ("corpus: {kind: youtube}\n", "corpus.kind: Input should be"),
+        ("transfroms: paper\n", "transfroms: unknown key"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("corpus: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_params_are_one_line_errors(tmp_path, text, message):
     f = tmp_path / "p.yaml"
     f.write_text(text)
@@ -46,21 +51,38 @@ def test_missing_params_file(tmp_path):
 
 def test_portable_paths_resolve_back_on_any_machine(tmp_path):
     from storyhash_core.backbones import BackboneSpec
-    from storyhash_core.params import PROJECT_ROOT, portable, resolve_path
-    from storyhash_core.study import local_backbone, portable_backbone
+    from storyhash_core.params import (
+        PROJECT_ROOT,
+        local_backbone,
+        portable,
+        portable_backbone,
+        resolve_path,
+    )
 
     shared = resolve_path("${STORYHASH_SHARED}")
     assert portable(shared / "models" / "m.onnx") == "$STORYHASH_SHARED/models/m.onnx"
     assert portable(PROJECT_ROOT / "params" / "real.yaml") == "params/real.yaml"
     assert portable(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
-    assert resolve_path(portable(PROJECT_ROOT / "params" / "real.yaml")) == PROJECT_ROOT / "params" / "real.yaml"
+    assert (
+        resolve_path(portable(PROJECT_ROOT / "params" / "real.yaml"))
+        == PROJECT_ROOT / "params" / "real.yaml"
+    )
     weights = tmp_path / "m.onnx"
     weights.write_bytes(b"")
-    for path in (weights, shared / "models" / "mobilenetv2-imagenet-embed.onnx", PROJECT_ROOT / "pyproject.toml"):
+    for path in (
+        weights,
+        shared / "models" / "mobilenetv2-imagenet-embed.onnx",
+        PROJECT_ROOT / "pyproject.toml",
+    ):
         spec = BackboneSpec(name="mobilenetv2-onnx", weights=str(path))
         assert local_backbone(portable_backbone(spec)) == spec
-    assert portable_backbone(spec)["weights"] == "pyproject.toml"  # project-relative, found from any folder
+    assert (
+        portable_backbone(spec).weights == "pyproject.toml"
+    )  # project-relative, found from any folder
     model = shared / "models" / "mobilenetv2-imagenet-embed.onnx"
     if model.is_file():
         spec = BackboneSpec(name="mobilenetv2-onnx", weights=str(model))
-        assert portable_backbone(spec)["weights"] == "$STORYHASH_SHARED/models/mobilenetv2-imagenet-embed.onnx"
+        assert (
+            portable_backbone(spec).weights
+            == "$STORYHASH_SHARED/models/mobilenetv2-imagenet-embed.onnx"
+        )

@@ -33,7 +33,8 @@ from storyhash_core.transforms import PAPER_TRANSFORMS
 kind, cache, videos = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 for v in videos:
     if kind == "features":
-        process_video(VideoJob(Path(v), 24.0, 2.0, ((BackboneSpec(name="dct"), ""),), TrackerSpec()), cache)
+        job = VideoJob(Path(v), 24.0, 2.0, ((BackboneSpec(name="dct"), ""),), TrackerSpec())
+        process_video(job, cache)
     else:
         for t in ("rotate_10", "flip_v"):
             make_query(QueryJob(Video(Path(v).stem, Path(v)), PAPER_TRANSFORMS[t]), cache)
@@ -51,14 +52,21 @@ def videos(tmp_path: Path, n: int = 6) -> list[str]:
 
 
 def start(kind: str, cache: Path, items: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WORKER, kind, str(cache), json.dumps(items)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, kind, str(cache), json.dumps(items)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def entries(cache: Path) -> dict[Path, int]:
     """Every finished artifact (not digests, not temporary files) and its modification time."""
-    return {p: p.stat().st_mtime_ns for kind in ("features", "tracks", "queries")
-            for p in (cache / kind).rglob("*") if p.is_file() and not p.name.startswith(".")}
+    return {
+        p: p.stat().st_mtime_ns
+        for kind in ("features", "tracks", "queries")
+        for p in (cache / kind).rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def check_readable(files) -> None:
@@ -83,7 +91,9 @@ def test_killed_extraction_resumes_with_only_the_missing_videos(tmp_path):
     cache, items = tmp_path / "cache", videos(tmp_path)
     kill_after("features", cache, items, 2)
     before = entries(cache)
-    assert 4 <= len(before) < 2 * len(items)  # 2 videos done, each with features and tracks; not all
+    assert (
+        4 <= len(before) < 2 * len(items)
+    )  # 2 videos done, each with features and tracks; not all
     check_readable(before)
     proc = start("features", cache, items)
     assert proc.communicate()[0].count("done") == len(items) and proc.returncode == 0
@@ -113,7 +123,9 @@ def test_two_processes_sharing_a_cache_do_not_corrupt_it(tmp_path):
     assert all(p.communicate()[0].count("done") == len(items) and p.returncode == 0 for p in procs)
     shared = entries(cache)
     assert len(shared) == 2 * len(items)
-    assert not [p for p in cache.rglob("*") if ".tmp" in p.name]  # every temporary file renamed or removed
+    assert not [
+        p for p in cache.rglob("*") if ".tmp" in p.name
+    ]  # every temporary file renamed or removed
     alone = tmp_path / "alone"
     proc = start("features", alone, items)
     proc.communicate()

@@ -7,13 +7,19 @@ import pytest
 
 from storyhash_core.augment import apply_variant, check_variant
 from storyhash_core.backbones import BackboneSpec, load_backbone
-from storyhash_core.comparison import bootstrap_methods, compare, evaluate, overall_with_ci, summarize
-from storyhash_core.detection import truth_matrix
 from storyhash_core.cache import ArtifactCache, content_digest, spec_key
+from storyhash_core.comparison import (
+    bootstrap_methods,
+    compare,
+    evaluate,
+    overall_with_ci,
+    summarize,
+)
+from storyhash_core.detection import truth_matrix
 from storyhash_core.features import FEATURE_VERSION, feature_path, l2_normalize, load_features
 from storyhash_core.pipeline import VideoJob, process_video
-from storyhash_core.video import sample_frames
 from storyhash_core.similarity import chamfer_matrix, max_over_variants, rerank
+from storyhash_core.video import sample_frames
 
 from .conftest import index_frames, write_video
 
@@ -30,7 +36,9 @@ def test_flip_variants_and_exact_right_angles():
     np.testing.assert_array_equal(apply_variant(f, "rot180")[1], f[1, ::-1, ::-1])
     assert apply_variant(f, "rot90").shape == (2, 6, 4, 3)
     np.testing.assert_array_equal(apply_variant(f, "rot90")[0], np.rot90(f[0]))  # counter-clockwise
-    np.testing.assert_array_equal(apply_variant(f, "rot90")[0][0], f[0][:, -1])  # top row = old right column
+    np.testing.assert_array_equal(
+        apply_variant(f, "rot90")[0][0], f[0][:, -1]
+    )  # top row = old right column
     np.testing.assert_array_equal(apply_variant(apply_variant(f, "rot90"), "rot-90"), f)
 
 
@@ -52,9 +60,13 @@ def test_unknown_variant_is_a_clear_error():
 def test_variant_features_embed_the_variant_frames_and_are_cached_apart(tmp_path):
     video = write_video(tmp_path / "v.mp4", index_frames(20, 48, 64), fps=10)
     root, dct = str(tmp_path / "c"), BackboneSpec(name="dct")
-    plain, flipped = process_video(VideoJob(video, 24.0, 2.0, ((dct, ""), (dct, "hflip"))), root).features
+    plain, flipped = process_video(
+        VideoJob(video, 24.0, 2.0, ((dct, ""), (dct, "hflip"))), root
+    ).features
     assert plain != flipped
-    expected = l2_normalize(load_backbone(dct).embed(sample_frames(video, 2.0).frames[:, :, ::-1].copy()))
+    expected = l2_normalize(
+        load_backbone(dct).embed(sample_frames(video, 2.0).frames[:, :, ::-1].copy())
+    )
     np.testing.assert_allclose(load_features(flipped).frames, expected, atol=1e-6)
     assert not np.allclose(load_features(plain).frames, expected)
 
@@ -62,10 +74,17 @@ def test_variant_features_embed_the_variant_frames_and_are_cached_apart(tmp_path
 def test_the_plain_feature_key_has_no_variant_field(tmp_path):
     video = write_video(tmp_path / "v.mp4", index_frames(10, 32, 32), fps=10)
     dct = BackboneSpec(name="dct")
-    key = spec_key(source=content_digest(video), weights=load_backbone(dct).weights_id, fps=2.0,
-                   folder_fps=None, version=FEATURE_VERSION)
+    key = spec_key(
+        source=content_digest(video),
+        weights=load_backbone(dct).weights_id,
+        fps=2.0,
+        folder_fps=None,
+        version=FEATURE_VERSION,
+    )
     cache = ArtifactCache(tmp_path)
-    assert feature_path(cache.digest(video), None, dct, 2.0, "", cache) == cache.path("features", key, ".npz")
+    assert feature_path(cache.digest(video), None, dct, 2.0, "", cache) == cache.path(
+        "features", key, ".npz"
+    )
 
 
 def test_pdq_inner_product_is_one_minus_twice_the_normalised_hamming_distance():
@@ -105,23 +124,40 @@ def test_rerank_scores_only_the_top_k_and_max_over_variants():
 
 def test_methods_compared_on_the_same_queries():
     gallery = ["a", "b", "c"]
-    meta = pd.DataFrame({"query_id": ["a@x", "b@x", "c@y", "d@y"], "reference_id": ["a", "b", "c", "d"],
-                         "transform": ["x", "x", "y", "y"], "family": ["x", "x", "y", "y"]})
+    meta = pd.DataFrame(
+        {
+            "query_id": ["a@x", "b@x", "c@y", "d@y"],
+            "reference_id": ["a", "b", "c", "d"],
+            "transform": ["x", "x", "y", "y"],
+            "family": ["x", "x", "y", "y"],
+        }
+    )
     truth = truth_matrix(list(meta["reference_id"]), gallery)  # d@y is a distractor
     good = np.array([[0.9, 0.1, 0.2], [0.1, 0.8, 0.2], [0.2, 0.1, 0.7], [0.3, 0.2, 0.1]])
     bad = np.array([[0.5, 0.6, 0.2], [0.1, 0.8, 0.2], [0.9, 0.1, 0.7], [0.95, 0.2, 0.1]])
     matrices = {"good": good, "bad": bad}
-    rows = evaluate(matrices, truth, meta)
+    rows = evaluate(matrices, truth, gallery, meta)
     table = summarize(rows, matrices, truth, ["x", "y"])
     overall = table[table["transform"] == "overall"].set_index("method")
-    assert overall.loc["good", "recall_at_1"] == 100 and overall.loc["bad", "recall_at_1"] == pytest.approx(100 / 3)
+    assert overall.loc["good", "recall_at_1"] == 100 and overall.loc[
+        "bad", "recall_at_1"
+    ] == pytest.approx(100 / 3)
     assert overall.loc["good", "micro_ap"] == 1.0 and overall.loc["good", "distractors"] == 1
-    assert table.loc[(table["method"] == "good") & (table["transform"] == "y"), "queries"].item() == 2
+    assert (
+        table.loc[(table["method"] == "good") & (table["transform"] == "y"), "queries"].item() == 2
+    )
     samples = bootstrap_methods(rows, matrices, truth, 50, seed=0)
     assert list(samples.columns) == ["good|r1", "good|uap", "bad|r1", "bad|uap"]
     with_ci = overall_with_ci(table, samples)
-    assert with_ci.columns.tolist()[:6] == ["method", "queries", "distractors", "recall_at_1", "recall_at_1_ci",
-                                           "recall_at_3"]
+    assert with_ci.columns.tolist()[:6] == [
+        "method",
+        "queries",
+        "distractors",
+        "recall_at_1",
+        "recall_at_1_ci",
+        "recall_at_3",
+    ]
     test = compare(rows, samples, [("good", "bad")]).iloc[0]
     assert (test["only_a_correct"], test["only_b_correct"]) == (2, 0)
     assert not test["r1_significant"]  # two disagreements cannot reach 5 %
+    assert test["mcnemar_p_bonferroni"] == test["mcnemar_p"] == 0.5  # one pair: nothing to correct

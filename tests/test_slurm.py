@@ -19,10 +19,14 @@ def test_worked_config_makes_single_threaded_workers_and_a_scheduler_file(tmp_pa
     with slurm_cluster(CONFIG, scheduler_file) as cluster:
         script = cluster.job_script()
         assert "#SBATCH --cpus-per-task=8" in script and "#SBATCH -p cpu" in script
-        assert "--nworkers 8" in script and "--nthreads 1" in script  # one worker per core, as locally
+        assert (
+            "--nworkers 8" in script and "--nthreads 1" in script
+        )  # one worker per core, as locally
         assert "export STORYHASH_MIRROR=${TMPDIR:-/tmp}/storyhash-mirror" in script
         assert scheduler_file.is_file()
-        with dask_client(ClusterConfig(scheduler_file=str(scheduler_file))) as client:  # how the study connects
+        with dask_client(
+            ClusterConfig(scheduler_file=str(scheduler_file))
+        ) as client:  # how the study connects
             assert client.scheduler.address == cluster.scheduler_address
             assert client.scheduler_info()["workers"] == {}  # nothing submitted
 

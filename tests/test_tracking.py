@@ -4,8 +4,8 @@ import pytest
 
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import load_manifest
-from storyhash_core.synthetic import GROUND_TRUTH, SyntheticSpec, generate_corpus
 from storyhash_core.pipeline import process_videos
+from storyhash_core.synthetic import GROUND_TRUTH, SyntheticSpec, generate_corpus
 from storyhash_core.tracking import TrackerError, TrackerSpec, load_tracker, load_tracks
 from storyhash_core.tracking.evaluate import score_tracks
 from storyhash_core.tracking.flow import camera_motion, link
@@ -15,8 +15,10 @@ from storyhash_core.video import sample_frames
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_corpus(SyntheticSpec(n_videos=4, min_duration_s=2.0, max_duration_s=2.5),
-                           tmp_path_factory.mktemp("synthetic"))
+    return generate_corpus(
+        SyntheticSpec(n_videos=4, min_duration_s=2.0, max_duration_s=2.5),
+        tmp_path_factory.mktemp("synthetic"),
+    )
 
 
 def test_camera_motion_recovers_a_pan():
@@ -31,7 +33,10 @@ def test_link_keeps_identities_through_a_gap():
     frames = [det(10), det(20), np.zeros((0, 7)), det(40), det(50)]
     rows = link(frames, diag=500.0)
     assert [r[1] for r in rows] == [0, 0, 0, 0] and [r[0] for r in rows] == [0, 1, 3, 4]
-    far = [det(10), det(400)]  # a jump beyond the gate starts a new track, and single-frame tracks go
+    far = [
+        det(10),
+        det(400),
+    ]  # a jump beyond the gate starts a new track, and single-frame tracks go
     assert link(far, diag=500.0) == []
 
 
@@ -43,12 +48,22 @@ def test_flow_tracker_follows_the_synthetic_objects(corpus):
     errors = []
     for video in load_manifest(corpus):
         s = sample_frames(video.path, 6.0, video.fps)
-        score = score_tracks(tracker.track(s.frames, s.timestamps), truth[truth.video_id == video.video_id], video.fps)
-        matched, points, tracked = matched + score.matched, points + score.truth_points, tracked + score.tracked_points
+        score = score_tracks(
+            tracker.track(s.frames, s.timestamps),
+            truth[truth.video_id == video.video_id],
+            video.fps,
+        )
+        matched, points, tracked = (
+            matched + score.matched,
+            points + score.truth_points,
+            tracked + score.tracked_points,
+        )
         errors.append(score.centroid_error_px)
     recall, precision, error = matched / points, matched / tracked, float(np.mean(errors))
-    print(f"flow tracker on 4 synthetic clips: recall {recall:.2f}, precision {precision:.2f},"
-          f" centroid error {error:.1f} px (320x180)")
+    print(
+        f"flow tracker on 4 synthetic clips: recall {recall:.2f}, precision {precision:.2f},"
+        f" centroid error {error:.1f} px (320x180)"
+    )
     assert recall > 0.4 and precision > 0.6 and error < 15
 
 
@@ -72,7 +87,9 @@ def test_tracking_does_not_depend_on_the_process(corpus):
     fields = ("times", "frame", "object_id", "centroid", "box", "area")
     for other in runs[1:]:
         for field in fields:
-            np.testing.assert_array_equal(getattr(other, field), getattr(runs[0], field), err_msg=field)
+            np.testing.assert_array_equal(
+                getattr(other, field), getattr(runs[0], field), err_msg=field
+            )
 
 
 def test_tracks_are_cached_with_their_cost(corpus, tmp_path, client):
@@ -107,4 +124,6 @@ def test_sam2_propagates_point_prompts_with_random_weights(corpus):
     assert set(tracks.object_id) <= {0, 1, 2, 3}
     assert set(tracks.frame) <= set(range(6))
     assert ((tracks.box[:, 2] > tracks.box[:, 0]) & (tracks.area > 0)).all()
-    np.testing.assert_allclose(grid_points(320, 180, 2), [[80, 45], [240, 45], [80, 135], [240, 135]])
+    np.testing.assert_allclose(
+        grid_points(320, 180, 2), [[80, 45], [240, 45], [80, 135], [240, 135]]
+    )

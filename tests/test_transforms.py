@@ -5,13 +5,32 @@ from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import Video
 from storyhash_core.errors import TransformError
 from storyhash_core.queries import generate_queries
-from storyhash_core.transforms import (PAPER_TRANSFORMS, Transform, apply_transform, ffmpeg_command, resolve,
-                                      rotation_sweep)
+from storyhash_core.transforms import (
+    PAPER_TRANSFORMS,
+    Transform,
+    apply_transform,
+    ffmpeg_command,
+    resolve,
+    rotation_sweep,
+)
 from storyhash_core.video import sample_frames
 
-PAPER_NAMES = ["crop_10", "crop_20", "rotate_5", "rotate_10", "brightness_20", "brightness_40",
-               "compress_50", "compress_25", "speed_0.9", "speed_1.1", "flip_h", "flip_v",
-               "watermark", "combined"]
+PAPER_NAMES = [
+    "crop_10",
+    "crop_20",
+    "rotate_5",
+    "rotate_10",
+    "brightness_20",
+    "brightness_40",
+    "compress_50",
+    "compress_25",
+    "speed_0.9",
+    "speed_1.1",
+    "flip_h",
+    "flip_v",
+    "watermark",
+    "combined",
+]
 
 
 def test_registry_holds_the_papers_14_transforms():
@@ -24,7 +43,14 @@ def test_registry_holds_the_papers_14_transforms():
 
 def test_sweeps_and_names_resolve():
     assert [t.name for t in rotation_sweep([0, 15, 30, 45, 60, 75, 90])] == [
-        "rotate_0", "rotate_15", "rotate_30", "rotate_45", "rotate_60", "rotate_75", "rotate_90"]
+        "rotate_0",
+        "rotate_15",
+        "rotate_30",
+        "rotate_45",
+        "rotate_60",
+        "rotate_75",
+        "rotate_90",
+    ]
     assert [t.name for t in resolve(["flip_v", "rotate_37.5"])] == ["flip_v", "rotate_37.5"]
     assert len(resolve("paper")) == 14
     with pytest.raises(TransformError, match="unknown transform 'blur'"):
@@ -35,7 +61,9 @@ def test_sweeps_and_names_resolve():
 def test_a_transform_writes_the_same_bytes_every_time(odd_clips, tmp_path, name):
     """One x264 thread, no macroblock tree, swscale's exact paths: repeated runs are identical."""
     command = ffmpeg_command(odd_clips["mkv"], PAPER_TRANSFORMS[name], tmp_path / "x.mp4")
-    assert "threads=1:mbtree=0" in command and "accurate_rnd+bitexact" in command  # the CPU-independent settings
+    assert (
+        "threads=1:mbtree=0" in command and "accurate_rnd+bitexact" in command
+    )  # the CPU-independent settings
     outs = [tmp_path / f"{i}.mp4" for i in range(4)]
     for out in outs:
         apply_transform(odd_clips["mkv"], PAPER_TRANSFORMS[name], out)

@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from storyhash_core.errors import VideoReadError
 from storyhash_core import video as video_module
+from storyhash_core.errors import VideoReadError
 from storyhash_core.video import sample_frames, sample_rates, target_times
 
 from .conftest import index_frames, write_folder, write_video
@@ -12,15 +12,18 @@ from .conftest import index_frames, write_folder, write_video
 
 def grey_index(frames: np.ndarray) -> list[int]:
     """Recover the encoded frame index from the right half of each frame."""
-    return [int(round(f[:, f.shape[1] // 2:].mean() / 3)) for f in frames]
+    return [int(round(f[:, f.shape[1] // 2 :].mean() / 3)) for f in frames]
 
 
-@pytest.mark.parametrize("duration, fps, expected", [
-    (50 / 24, 2.0, [0, 0.5, 1.0, 1.5, 2.0]),
-    (2.0, 2.0, [0, 0.5, 1.0, 1.5]),
-    (0.3, 2.0, [0.0]),
-    (0.0, 2.0, []),
-])
+@pytest.mark.parametrize(
+    "duration, fps, expected",
+    [
+        (50 / 24, 2.0, [0, 0.5, 1.0, 1.5, 2.0]),
+        (2.0, 2.0, [0, 0.5, 1.0, 1.5]),
+        (0.3, 2.0, [0.0]),
+        (0.0, 2.0, []),
+    ],
+)
 def test_target_times(duration, fps, expected):
     assert target_times(duration, fps).tolist() == pytest.approx(expected)
 
@@ -53,11 +56,16 @@ def test_every_frame_when_fps_is_none(tmp_path):
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_one_decode_serves_every_rate_that_divides_the_highest(tmp_path, monkeypatch, kind):
     frames = index_frames(77, 32, 48)  # 3.2 s at 24 fps
-    source = write_video(tmp_path / "v.mp4", frames, fps=24) if kind == "file" else \
-        write_folder(tmp_path / "seq", frames)
+    source = (
+        write_video(tmp_path / "v.mp4", frames, fps=24)
+        if kind == "file"
+        else write_folder(tmp_path / "seq", frames)
+    )
     expected = {fps: sample_frames(source, fps, 24.0) for fps in (6.0, 3.0, 2.0, 5.0)}
     decodes = []
-    monkeypatch.setattr(video_module, "sample_frames", lambda p, fps, ff: decodes.append(fps) or expected[fps])
+    monkeypatch.setattr(
+        video_module, "sample_frames", lambda p, fps, ff: decodes.append(fps) or expected[fps]
+    )
     got = sample_rates(source, [2.0, 6.0, 3.0, 5.0], 24.0)
     assert sorted(decodes) == [5.0, 6.0]  # 2 and 3 fps are every 3rd and 2nd frame at 6 fps
     monkeypatch.undo()
@@ -70,7 +78,11 @@ def test_seeking_gives_the_same_frames_as_decoding_through(tmp_path):
     video = write_video(tmp_path / "long.mp4", index_frames(80, 32, 48), fps=4, gop=8)
     through = sample_frames(video, fps=0.25, seek_gap_s=1e9)
     seeking = sample_frames(video, fps=0.25, seek_gap_s=1.0)
-    assert seeking.timestamps.tolist() == through.timestamps.tolist() == pytest.approx([0, 4, 8, 12, 16])
+    assert (
+        seeking.timestamps.tolist()
+        == through.timestamps.tolist()
+        == pytest.approx([0, 4, 8, 12, 16])
+    )
     np.testing.assert_array_equal(seeking.frames, through.frames)
     assert grey_index(seeking.frames) == [0, 16, 32, 48, 64]
 
@@ -118,7 +130,9 @@ def test_not_a_video(tmp_path):
 
 def test_folder_with_mixed_frame_sizes(tmp_path):
     folder = write_folder(tmp_path / "seq", index_frames(30, 16, 16))
-    shutil.copy(write_folder(tmp_path / "big", index_frames(1, 32, 32)) / "00000.jpg", folder / "00012.jpg")
+    shutil.copy(
+        write_folder(tmp_path / "big", index_frames(1, 32, 32)) / "00000.jpg", folder / "00012.jpg"
+    )
     assert "differ in size" in _one_line_error(folder)
 
 
@@ -128,8 +142,11 @@ def _ffmpeg_frames(path, width, height) -> np.ndarray:
 
     from storyhash_core.transforms import ffmpeg_exe
 
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 
@@ -143,8 +160,21 @@ def test_rotation_tag_is_applied_like_ffmpeg(tmp_path, degrees):
 
     plain = write_video(tmp_path / "plain.mp4", index_frames(12, 32, 48), fps=12)
     tagged = tmp_path / "tagged.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", str(degrees), "-i", str(plain), "-c", "copy",
-                    str(tagged)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            str(degrees),
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            str(tagged),
+        ],
+        check=True,
+    )
     s = sample_frames(tagged, fps=None)
     h, w = (48, 32) if degrees % 180 else (32, 48)
     assert s.frames.shape == (12, h, w, 3)

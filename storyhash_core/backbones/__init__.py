@@ -1,15 +1,14 @@
 """Visual backbones behind one small interface: frames in, one embedding per frame out.
 
-| name | model | dim | weights |
-| --- | --- | --- | --- |
-| ``clip`` | CLIP ViT-B/32 image tower (Hugging Face ``transformers``) | 512 | hub name or local folder |
-| ``mobilenetv2-onnx`` | ImageNet MobileNetV2, int8 ONNX (onnxruntime) | 1280 | ``.onnx`` file |
-| ``dct`` | weight-free colour-layout descriptor (low DCT coefficients) | 192 | none |
-| ``pdq`` | PDQ perceptual hash per frame as ±1 bits (``pdqhash``), the classical baseline | 256 | none |
+- ``clip``: CLIP ViT-B/32 image tower (Hugging Face ``transformers``), 512-D; weights: a hub
+  name or a local folder
+- ``mobilenetv2-onnx``: ImageNet MobileNetV2, int8 ONNX (onnxruntime), 1280-D; an ``.onnx`` file
+- ``dct``: weight-free colour-layout descriptor (low DCT coefficients), 192-D
+- ``pdq``: PDQ perceptual hash per frame as ±1 bits (``pdqhash``), the classical baseline, 256-D
 
 ``auto`` picks the first that can run here: the MobileNetV2 file if it exists, else CLIP if
-its weights are on disk or downloadable, else ``dct`` (see :func:`resolve_auto`). A backbone loads once
-per process (:func:`load_backbone` is cached), so Dask workers reuse it across tasks.
+its weights are on disk or downloadable, else ``dct`` (see :func:`resolve_auto`). A backbone
+loads once per process (:func:`load_backbone` is cached), so Dask workers reuse it across tasks.
 """
 
 from __future__ import annotations
@@ -68,19 +67,25 @@ def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     k = max(1, min(h, w) // size)
     side = min(h, w) // k * k
     top, left = (h - side) // 2, (w - side) // 2
-    square = frame[top:top + side, left:left + side]
+    square = frame[top : top + side, left : left + side]
     if k > 1:
         square = cv2.resize(square, (side // k, side // k), interpolation=cv2.INTER_AREA)
     rest = square.shape[0] / size
     if rest == 1:
         return np.ascontiguousarray(square)
-    method = cv2.INTER_CUBIC if rest < 1 else cv2.INTER_LINEAR if rest <= BILINEAR_MAX else cv2.INTER_AREA
+    method = (
+        cv2.INTER_CUBIC
+        if rest < 1
+        else cv2.INTER_LINEAR
+        if rest <= BILINEAR_MAX
+        else cv2.INTER_AREA
+    )
     return cv2.resize(square, (size, size), interpolation=method)
 
 
 def batched(backbone_embed, frames: np.ndarray, batch_size: int) -> np.ndarray:
     """Apply ``backbone_embed`` to ``frames`` in batches and stack the results."""
-    out = [backbone_embed(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)]
+    out = [backbone_embed(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -90,18 +95,25 @@ def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, st
         return spec, f"backbone {spec.name!r} requested"
     onnx = models_dir / "mobilenetv2-imagenet-embed.onnx"
     if onnx.is_file():
-        return spec.model_copy(update={"name": "mobilenetv2-onnx", "weights": str(onnx)}), \
-            f"auto: found the MobileNetV2 ONNX embedder at {onnx}"
+        return spec.model_copy(
+            update={"name": "mobilenetv2-onnx", "weights": str(onnx)}
+        ), f"auto: found the MobileNetV2 ONNX embedder at {onnx}"
     from .clip import clip_weights_available, hub_reachable
 
     name = spec.weights or CLIP_DEFAULT
     if clip_weights_available(name):
-        return spec.model_copy(update={"name": "clip"}), f"auto: CLIP weights {name} are on this machine"
+        return spec.model_copy(
+            update={"name": "clip"}
+        ), f"auto: CLIP weights {name} are on this machine"
     if not Path(name).is_dir() and hub_reachable():
-        return spec.model_copy(update={"name": "clip"}), f"auto: CLIP weights {name} can be downloaded"
-    return spec.model_copy(update={"name": "dct", "weights": None}), \
-        f"auto: no {onnx.name} in {models_dir}, and CLIP weights {name} are neither on this machine nor" \
-        " downloadable, so the weight-free DCT descriptor"
+        return spec.model_copy(
+            update={"name": "clip"}
+        ), f"auto: CLIP weights {name} can be downloaded"
+    return (
+        spec.model_copy(update={"name": "dct", "weights": None}),
+        f"auto: no {onnx.name} in {models_dir}, and CLIP weights {name} are neither on this"
+        " machine nor downloadable, so the weight-free DCT descriptor",
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -128,7 +140,9 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
         from .mobilenet import MobileNetV2Onnx
 
         if not spec.weights:
-            raise BackboneError("backbone mobilenetv2-onnx needs backbone.weights: the path of the .onnx file")
+            raise BackboneError(
+                "backbone mobilenetv2-onnx needs backbone.weights: the path of the .onnx file"
+            )
         return MobileNetV2Onnx(Path(spec.weights), spec.batch_size, spec.threads)
     if spec.name == "clip":
         from .clip import ClipBackbone

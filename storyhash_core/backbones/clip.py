@@ -1,4 +1,5 @@
-"""CLIP image tower through Hugging Face ``transformers`` (default ``openai/clip-vit-base-patch32``).
+"""CLIP image tower through Hugging Face ``transformers`` (default
+``openai/clip-vit-base-patch32``).
 
 Weights come from the hub name (downloaded once into the Hugging Face cache) or from a
 local folder holding ``config.json``, the weights and ``preprocessor_config.json``.
@@ -71,7 +72,8 @@ class ClipBackbone:
             raise BackboneError(
                 f"cannot load CLIP weights {name_or_path!r}: not in the Hugging Face cache and not"
                 " downloadable here (with internet they download on first use; offline, set"
-                " backbone.weights to a local folder saved with save_pretrained)") from exc
+                " backbone.weights to a local folder saved with save_pretrained)"
+            ) from exc
         self.dim = int(self.model.config.projection_dim)
         self.weights_id = _weights_id(self.model, name_or_path)
         self.batch_size = batch_size

@@ -32,11 +32,26 @@ from onnx import helper, numpy_helper
 
 EXACT_LIMIT = 2**24  # float32 represents every integer up to this exactly
 DISABLED_OPTIMIZERS = ["ConvMulFusion"]
-SUPPORTED = {"QuantizeLinear", "QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "DequantizeLinear",
-             "Flatten"}
-ACTIVATION_ZEROS = {"QuantizeLinear": (2,), "QLinearConv": (2, 7), "QLinearAdd": (2, 5, 7),
-                    "QLinearGlobalAveragePool": (2, 4), "DequantizeLinear": (2,)}  # input positions
-DOMAINS = {"", "ai.onnx", "com.microsoft"}  # QLinearAdd and the pool are onnxruntime's contrib operators
+SUPPORTED = {
+    "QuantizeLinear",
+    "QLinearConv",
+    "QLinearAdd",
+    "QLinearGlobalAveragePool",
+    "DequantizeLinear",
+    "Flatten",
+}
+ACTIVATION_ZEROS = {
+    "QuantizeLinear": (2,),
+    "QLinearConv": (2, 7),
+    "QLinearAdd": (2, 5, 7),
+    "QLinearGlobalAveragePool": (2, 4),
+    "DequantizeLinear": (2,),
+}  # input positions
+DOMAINS = {
+    "",
+    "ai.onnx",
+    "com.microsoft",
+}  # QLinearAdd and the pool are onnxruntime's contrib operators
 
 
 class ExactGraphError(ValueError):
@@ -53,7 +68,7 @@ def conv_bound(w: np.ndarray, w_zero: np.ndarray, x_zero: int, bias: np.ndarray 
 
 
 def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.ModelProto:
-    """The float rewrite of ``model`` (see the module docstring), with the single output ``output``."""
+    """The float rewrite of ``model`` (see the module docstring), with one output ``output``."""
     graph = model.graph
     if output not in {o.name for o in graph.output}:
         raise ExactGraphError(f"the model has no output {output!r} (is it the storyhash embedder?)")
@@ -78,82 +93,153 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
     def requantize(prefix: str, acc: str, scale, zero: int, out: str) -> None:
         """``out = clip(round_half_even(acc * scale) + zero, 0, 255)``, in float32."""
         if not (np.ndim(scale) == 0 and scale == 1):
-            nodes.append(helper.make_node("Mul", [acc, const(f"{prefix}/scale", scale)], [f"{prefix}/scaled"]))
+            nodes.append(
+                helper.make_node(
+                    "Mul", [acc, const(f"{prefix}/scale", scale)], [f"{prefix}/scaled"]
+                )
+            )
             acc = f"{prefix}/scaled"
         nodes.append(helper.make_node("Round", [acc], [f"{prefix}/rounded"]))
         clip_in = f"{prefix}/rounded"
         if zero:
-            nodes.append(helper.make_node("Add", [clip_in, const(f"{prefix}/zero", float(zero))], [f"{prefix}/shifted"]))
+            nodes.append(
+                helper.make_node(
+                    "Add", [clip_in, const(f"{prefix}/zero", float(zero))], [f"{prefix}/shifted"]
+                )
+            )
             clip_in = f"{prefix}/shifted"
-        nodes.append(helper.make_node("Clip", [clip_in, const("u8/min", 0.0), const("u8/max", 255.0)], [out]))
+        nodes.append(
+            helper.make_node("Clip", [clip_in, const("u8/min", 0.0), const("u8/max", 255.0)], [out])
+        )
 
     def centred(prefix: str, x: str, zero: int) -> str:
         """``x - zero`` (``x`` itself for a zero point of 0)."""
         if not zero:
             return x
-        nodes.append(helper.make_node("Sub", [x, const(f"{prefix}/x_zero", float(zero))], [f"{prefix}/centred"]))
+        nodes.append(
+            helper.make_node(
+                "Sub", [x, const(f"{prefix}/x_zero", float(zero))], [f"{prefix}/centred"]
+            )
+        )
         return f"{prefix}/centred"
 
     for i, node in enumerate(n for n in graph.node if n in needed):
         p = f"exact{i}"
         op, ins, out = node.op_type, list(node.input), node.output[0]
         if op not in SUPPORTED or node.domain not in DOMAINS:
-            raise ExactGraphError(f"operator {node.domain or 'ai.onnx'}.{op} ({node.name or out}) has no exact float"
-                                  " rewrite (the rewrite covers a QOperator model with uint8 activations)")
+            raise ExactGraphError(
+                f"operator {node.domain or 'ai.onnx'}.{op} ({node.name or out}) has no exact float"
+                " rewrite (the rewrite covers a QOperator model with uint8 activations)"
+            )
         if any(init[ins[k]].dtype != np.uint8 for k in ACTIVATION_ZEROS.get(op, ())):
-            raise ExactGraphError(f"{op} {node.name or out} has int8 activations; the rewrite assumes uint8")
+            raise ExactGraphError(
+                f"{op} {node.name or out} has int8 activations; the rewrite assumes uint8"
+            )
         f32 = np.float32
         if op == "QuantizeLinear":
-            nodes.append(helper.make_node("Div", [ins[0], const(f"{p}/in_scale", f32(scalar(ins[1])))], [f"{p}/div"]))
-            requantize(p, f"{p}/div", f32(1.0), int(scalar(ins[2])), out)  # onnxruntime divides by the scale
+            nodes.append(
+                helper.make_node(
+                    "Div", [ins[0], const(f"{p}/in_scale", f32(scalar(ins[1])))], [f"{p}/div"]
+                )
+            )
+            requantize(
+                p, f"{p}/div", f32(1.0), int(scalar(ins[2])), out
+            )  # onnxruntime divides by the scale
         elif op == "QLinearConv":
             x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero = ins[:8]
             bias = init[ins[8]] if len(ins) > 8 else None
             wz = init[w_zero].astype(np.int64).reshape(-1)
             bound = conv_bound(init[w], init[w_zero].reshape(-1), int(scalar(x_zero)), bias)
             if bound >= EXACT_LIMIT:
-                raise ExactGraphError(f"QLinearConv {node.name or out}: partial sums reach {bound} >= 2**24,"
-                                      " beyond exact float32 integers")
+                raise ExactGraphError(
+                    f"QLinearConv {node.name or out}: partial sums reach {bound} >= 2**24,"
+                    " beyond exact float32 integers"
+                )
             weights = init[w].astype(np.int64) - wz.reshape(-1, *[1] * (init[w].ndim - 1))
-            conv_in = [centred(p, x, int(scalar(x_zero))), const(f"{p}/w", weights.astype(np.float32))]
+            conv_in = [
+                centred(p, x, int(scalar(x_zero))),
+                const(f"{p}/w", weights.astype(np.float32)),
+            ]
             if bias is not None:
                 conv_in.append(const(f"{p}/bias", bias.astype(np.float32)))
             nodes.append(helper.make_node("Conv", conv_in, [f"{p}/acc"], name=f"{p}/conv"))
             nodes[-1].attribute.extend(node.attribute)
-            scale = (f32(scalar(x_scale)) * init[w_scale].astype(f32)) / f32(scalar(y_scale))  # onnxruntime's order
+            scale = (f32(scalar(x_scale)) * init[w_scale].astype(f32)) / f32(
+                scalar(y_scale)
+            )  # onnxruntime's order
             requantize(p, f"{p}/acc", scale.reshape(-1, 1, 1), int(scalar(y_zero)), out)
         elif op == "QLinearAdd":
             a, a_scale, a_zero, b, b_scale, b_zero, c_scale, c_zero = ins
             ratio_a = f32(scalar(a_scale)) / f32(scalar(c_scale))
             ratio_b = f32(scalar(b_scale)) / f32(scalar(c_scale))
-            nodes.append(helper.make_node("Mul", [centred(f"{p}a", a, int(scalar(a_zero))),
-                                                  const(f"{p}/ratio_a", ratio_a)], [f"{p}/a"]))
-            nodes.append(helper.make_node("Mul", [centred(f"{p}b", b, int(scalar(b_zero))),
-                                                  const(f"{p}/ratio_b", ratio_b)], [f"{p}/b"]))
+            nodes.append(
+                helper.make_node(
+                    "Mul",
+                    [centred(f"{p}a", a, int(scalar(a_zero))), const(f"{p}/ratio_a", ratio_a)],
+                    [f"{p}/a"],
+                )
+            )
+            nodes.append(
+                helper.make_node(
+                    "Mul",
+                    [centred(f"{p}b", b, int(scalar(b_zero))), const(f"{p}/ratio_b", ratio_b)],
+                    [f"{p}/b"],
+                )
+            )
             nodes.append(helper.make_node("Add", [f"{p}/a", f"{p}/b"], [f"{p}/sum"]))
             requantize(p, f"{p}/sum", f32(1.0), int(scalar(c_zero)), out)
         elif op == "QLinearGlobalAveragePool":
             x, x_scale, x_zero, y_scale, y_zero = ins
             if any(a.name == "channels_last" and a.i for a in node.attribute):
-                raise ExactGraphError("QLinearGlobalAveragePool with channels_last has no exact rewrite here")
-            nodes.append(helper.make_node("ReduceSum", [centred(p, x, int(scalar(x_zero)))], [f"{p}/sum"],
-                                          keepdims=1, axes=[2, 3]))
+                raise ExactGraphError(
+                    "QLinearGlobalAveragePool with channels_last has no exact rewrite here"
+                )
+            nodes.append(
+                helper.make_node(
+                    "ReduceSum",
+                    [centred(p, x, int(scalar(x_zero)))],
+                    [f"{p}/sum"],
+                    keepdims=1,
+                    axes=[2, 3],
+                )
+            )
             nodes.append(helper.make_node("Shape", [x], [f"{p}/shape"]))
             nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/hw_axes"], [f"{p}/hw"]))
-            consts[f"{p}/hw_axes"] = numpy_helper.from_array(np.array([2, 3], np.int64), f"{p}/hw_axes")
+            consts[f"{p}/hw_axes"] = numpy_helper.from_array(
+                np.array([2, 3], np.int64), f"{p}/hw_axes"
+            )
             nodes.append(helper.make_node("ReduceProd", [f"{p}/hw"], [f"{p}/n_int"], keepdims=1))
-            nodes.append(helper.make_node("Cast", [f"{p}/n_int"], [f"{p}/n"], to=onnx.TensorProto.FLOAT))
+            nodes.append(
+                helper.make_node("Cast", [f"{p}/n_int"], [f"{p}/n"], to=onnx.TensorProto.FLOAT)
+            )
             # onnxruntime: scale = x_scale / (y_scale * pixels), in float32
-            nodes.append(helper.make_node("Mul", [const(f"{p}/y_scale", f32(scalar(y_scale))), f"{p}/n"], [f"{p}/yn"]))
-            nodes.append(helper.make_node("Div", [const(f"{p}/x_scale", f32(scalar(x_scale))), f"{p}/yn"], [f"{p}/scale"]))
+            nodes.append(
+                helper.make_node(
+                    "Mul", [const(f"{p}/y_scale", f32(scalar(y_scale))), f"{p}/n"], [f"{p}/yn"]
+                )
+            )
+            nodes.append(
+                helper.make_node(
+                    "Div", [const(f"{p}/x_scale", f32(scalar(x_scale))), f"{p}/yn"], [f"{p}/scale"]
+                )
+            )
             nodes.append(helper.make_node("Mul", [f"{p}/sum", f"{p}/scale"], [f"{p}/scaled"]))
             requantize(p, f"{p}/scaled", f32(1.0), int(scalar(y_zero)), out)
         elif op == "DequantizeLinear":
             x, scale, zero = ins
-            nodes.append(helper.make_node("Mul", [centred(p, x, int(scalar(zero))),
-                                                  const(f"{p}/scale", f32(scalar(scale)))], [out]))
+            nodes.append(
+                helper.make_node(
+                    "Mul",
+                    [centred(p, x, int(scalar(zero))), const(f"{p}/scale", f32(scalar(scale)))],
+                    [out],
+                )
+            )
         else:  # Flatten: shape only
             nodes.append(node)
     out_info = next(o for o in graph.output if o.name == output)
-    new = helper.make_graph(nodes, f"{graph.name}-exact", list(graph.input), [out_info], list(consts.values()))
-    return helper.make_model(new, opset_imports=[helper.make_opsetid("", 12)], ir_version=model.ir_version)
+    new = helper.make_graph(
+        nodes, f"{graph.name}-exact", list(graph.input), [out_info], list(consts.values())
+    )
+    return helper.make_model(
+        new, opset_imports=[helper.make_opsetid("", 12)], ir_version=model.ir_version
+    )

@@ -22,13 +22,18 @@ SIZE = 224
 def preprocess(frames: np.ndarray) -> np.ndarray:
     """RGB uint8 frames -> N×3×224×224 float32: centre square at 224, ImageNet norm."""
     x = np.stack([resize_center_crop(f, SIZE) for f in frames])
-    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)  # channels first, as the model takes
-    x *= (1 / (255 * STD))[:, None, None]  # (x / 255 - MEAN) / STD as one multiply and one subtraction
+    x = np.ascontiguousarray(
+        x.transpose(0, 3, 1, 2), dtype=np.float32
+    )  # channels first, as the model takes
+    x *= (1 / (255 * STD))[
+        :, None, None
+    ]  # (x / 255 - MEAN) / STD as one multiply and one subtraction
     x -= (MEAN / STD)[:, None, None]
     return x
 
 
-ARITHMETIC = "exact-int8"  # in the weights id, so cache keys follow the rewrite: change it when its arithmetic changes
+# in the weights id, so cache keys follow the rewrite: change it when its arithmetic changes
+ARITHMETIC = "exact-int8"
 
 
 def onnx_weights_id(path: Path) -> str:
@@ -46,8 +51,12 @@ def exact_session(path: Path, threads: int = 1):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     model = exact_graph(onnx.load(str(path)))
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
-                                disabled_optimizers=DISABLED_OPTIMIZERS)
+    return ort.InferenceSession(
+        model.SerializeToString(),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=DISABLED_OPTIMIZERS,
+    )
 
 
 class MobileNetV2Onnx:
@@ -58,14 +67,18 @@ class MobileNetV2Onnx:
         from .exact_int8 import ExactGraphError
 
         if not path.is_file():
-            raise BackboneError(f"MobileNetV2 ONNX file {path} not found (set backbone.weights to the"
-                                " .onnx path, e.g. shared/models/mobilenetv2-imagenet-embed.onnx)")
+            raise BackboneError(
+                f"MobileNetV2 ONNX file {path} not found (set backbone.weights to the"
+                " .onnx path, e.g. shared/models/mobilenetv2-imagenet-embed.onnx)"
+            )
         try:
             self.session = exact_session(path, threads)
         except ExactGraphError as exc:
             raise BackboneError(f"ONNX model {path} cannot run as exact int8: {exc}") from exc
         except Exception as exc:  # onnx and onnxruntime raise their own untyped errors
-            raise BackboneError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
+            raise BackboneError(
+                f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}"
+            ) from exc
         self.weights_id = onnx_weights_id(path)
         self.batch_size = batch_size
 

@@ -1,9 +1,9 @@
 """Object trackers behind one interface: sampled frames in, per-object tracks out.
 
-| name | how | weights |
-| --- | --- | --- |
-| ``flow`` (default) | camera-compensated dense optical flow -> moving-object masks -> connected components -> Hungarian association | none (OpenCV + SciPy) |
-| ``sam2`` | SAM 2 video predictor, point-grid prompts on the first frame, propagated | a user-provided checkpoint |
+- ``flow`` (default): camera-compensated dense optical flow -> moving-object masks ->
+  connected components -> Hungarian association; no weights (OpenCV + SciPy)
+- ``sam2``: SAM 2 video predictor, point-grid prompts on the first frame, propagated; a
+  user-provided checkpoint
 
 Tracks are cached per video (content, tracker spec, sampling rate) like visual features;
 each cache entry also records how long tracking took (the decode, shared with the visual
@@ -67,8 +67,16 @@ class Tracks:
     def from_rows(cls, times, width, height, rows: list[tuple]) -> Tracks:
         """``rows``: (frame, object_id, cx, cy, x0, y0, x1, y1, area)."""
         a = np.asarray(rows, np.float64).reshape(-1, 9)
-        return cls(np.asarray(times, np.float64), int(width), int(height), a[:, 0].astype(int),
-                   a[:, 1].astype(int), a[:, 2:4], a[:, 4:8], a[:, 8])
+        return cls(
+            np.asarray(times, np.float64),
+            int(width),
+            int(height),
+            a[:, 0].astype(int),
+            a[:, 1].astype(int),
+            a[:, 2:4],
+            a[:, 4:8],
+            a[:, 8],
+        )
 
 
 class Tracker(Protocol):
@@ -89,22 +97,42 @@ def load_tracker(spec: TrackerSpec) -> Tracker:
 def save_tracks(tracks: Tracks, seconds: float, path: Path) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, times=tracks.times, size=np.array([tracks.width, tracks.height]), frame=tracks.frame,
-                     object_id=tracks.object_id, centroid=tracks.centroid, box=tracks.box, area=tracks.area,
-                     seconds=np.float64(seconds))
+            np.savez(
+                f,
+                times=tracks.times,
+                size=np.array([tracks.width, tracks.height]),
+                frame=tracks.frame,
+                object_id=tracks.object_id,
+                centroid=tracks.centroid,
+                box=tracks.box,
+                area=tracks.area,
+                seconds=np.float64(seconds),
+            )
 
 
 def load_tracks(path: Path) -> tuple[Tracks, float]:
     """Tracks and the seconds tracking took."""
     with np.load(path) as z:
-        return Tracks(z["times"], int(z["size"][0]), int(z["size"][1]), z["frame"], z["object_id"],
-                      z["centroid"], z["box"], z["area"]), float(z["seconds"])
+        return Tracks(
+            z["times"],
+            int(z["size"][0]),
+            int(z["size"][1]),
+            z["frame"],
+            z["object_id"],
+            z["centroid"],
+            z["box"],
+            z["area"],
+        ), float(z["seconds"])
 
 
-def track_path(digest: str, folder_fps: float | None, spec: TrackerSpec, cache: ArtifactCache) -> Path:
+def track_path(
+    digest: str, folder_fps: float | None, spec: TrackerSpec, cache: ArtifactCache
+) -> Path:
     """The cache file of a video's tracks: keyed by the source's content ``digest``, the
     tracker spec and (for a frame folder, else None) ``folder_fps``."""
-    key = spec_key(source=digest, tracker=spec.model_dump(), folder_fps=folder_fps, version=TRACK_VERSION)
+    key = spec_key(
+        source=digest, tracker=spec.model_dump(), folder_fps=folder_fps, version=TRACK_VERSION
+    )
     return cache.path("tracks", key, ".npz")
 
 

@@ -32,7 +32,7 @@ def camera_motion(flow: np.ndarray, step: int = 8) -> np.ndarray:
     """2×3 similarity transform (pan, zoom, roll) that best explains ``flow``, fitted with RANSAC
     on a lattice of flow vectors; the moving objects are its outliers."""
     h, w = flow.shape[:2]
-    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
     src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     dst = src + flow[ys.ravel(), xs.ravel()]
     m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)
@@ -68,9 +68,16 @@ def detections(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     """Rows (cx, cy, x0, y0, x1, y1, area) of the mask's large connected components."""
     n, _, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     rows = [
-        (*centroids[i], stats[i, 0], stats[i, 1], stats[i, 0] + stats[i, 2], stats[i, 1] + stats[i, 3],
-         stats[i, 4])
-        for i in range(1, n) if stats[i, 4] >= min_pixels
+        (
+            *centroids[i],
+            stats[i, 0],
+            stats[i, 1],
+            stats[i, 0] + stats[i, 2],
+            stats[i, 1] + stats[i, 3],
+            stats[i, 4],
+        )
+        for i in range(1, n)
+        if stats[i, 4] >= min_pixels
     ]
     return np.asarray(rows, np.float64).reshape(-1, 7)
 
@@ -83,9 +90,11 @@ def link(per_frame: list[np.ndarray], diag: float) -> list[tuple]:
         ids = list(active)
         matched_dets, matched_ids = set(), set()
         if ids and len(dets):
-            predicted = np.array([active[i]["pos"] + active[i]["vel"] * (f - active[i]["last"]) for i in ids])
+            predicted = np.array(
+                [active[i]["pos"] + active[i]["vel"] * (f - active[i]["last"]) for i in ids]
+            )
             cost = np.linalg.norm(predicted[:, None, :] - dets[None, :, :2], axis=2)
-            for r, c in zip(*linear_sum_assignment(cost)):
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 if cost[r, c] <= GATE * diag:
                     i = ids[r]
                     gap = f - active[i]["last"]
@@ -114,7 +123,10 @@ class FlowTracker:
         h, w = frames.shape[1:3]
         scale = min(1.0, self.spec.max_side / max(h, w))
         size = (max(8, round(w * scale)), max(8, round(h * scale)))
-        grey = [cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY) for f in frames]
+        grey = [
+            cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+            for f in frames
+        ]
         engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         min_pixels = int(self.spec.min_area * size[0] * size[1])
         per_frame = []

@@ -1,4 +1,5 @@
-"""SAM 2 video tracking: a lattice of point prompts on the first frame, propagated through the video.
+"""SAM 2 video tracking: a lattice of point prompts on the first frame, propagated through the
+video.
 
 Needs the ``sam2`` package (``SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2``,
 which ``make setup`` does) and a checkpoint the user provides (``tracker.sam2_checkpoint``,
@@ -23,11 +24,14 @@ def build_predictor(spec: TrackerSpec, checkpoint: str | None, device: str = "cp
     try:
         from sam2.build_sam import build_sam2_video_predictor
     except ImportError as exc:
-        raise TrackerError("the sam2 package is not installed (run `make setup`, or"
-                           " SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2)") from exc
+        raise TrackerError(
+            "the sam2 package is not installed (run `make setup`, or"
+            " SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2)"
+        ) from exc
     overrides = [f"++model.image_size={spec.sam2_image_size}"] if spec.sam2_image_size else []
-    return build_sam2_video_predictor(spec.sam2_config, ckpt_path=checkpoint, device=device,
-                                      hydra_overrides_extra=overrides)
+    return build_sam2_video_predictor(
+        spec.sam2_config, ckpt_path=checkpoint, device=device, hydra_overrides_extra=overrides
+    )
 
 
 def grid_points(width: int, height: int, n: int) -> np.ndarray:
@@ -39,11 +43,22 @@ def grid_points(width: int, height: int, n: int) -> np.ndarray:
 
 def masks_to_rows(frame: int, obj_ids, masks: np.ndarray) -> list[tuple]:
     rows = []
-    for obj_id, mask in zip(obj_ids, masks):
+    for obj_id, mask in zip(obj_ids, masks, strict=True):
         ys, xs = np.nonzero(mask)
         if len(xs):
-            rows.append((frame, int(obj_id), xs.mean(), ys.mean(), xs.min(), ys.min(), xs.max() + 1,
-                         ys.max() + 1, len(xs)))
+            rows.append(
+                (
+                    frame,
+                    int(obj_id),
+                    xs.mean(),
+                    ys.mean(),
+                    xs.min(),
+                    ys.min(),
+                    xs.max() + 1,
+                    ys.max() + 1,
+                    len(xs),
+                )
+            )
     return rows
 
 
@@ -51,10 +66,14 @@ class Sam2Tracker:
     def __init__(self, spec: TrackerSpec, allow_random_weights: bool = False) -> None:
         checkpoint = spec.sam2_checkpoint
         if checkpoint is None and not allow_random_weights:
-            raise TrackerError("tracker sam2 needs tracker.sam2_checkpoint: the path of a SAM 2 checkpoint"
-                               " (e.g. sam2.1_hiera_tiny.pt from the SAM 2 release); or use tracker.name: flow")
+            raise TrackerError(
+                "tracker sam2 needs tracker.sam2_checkpoint: the path of a SAM 2 checkpoint"
+                " (e.g. sam2.1_hiera_tiny.pt from the SAM 2 release); or use tracker.name: flow"
+            )
         if checkpoint is not None and not Path(checkpoint).is_file():
-            raise TrackerError(f"SAM 2 checkpoint {checkpoint} not found (set tracker.sam2_checkpoint)")
+            raise TrackerError(
+                f"SAM 2 checkpoint {checkpoint} not found (set tracker.sam2_checkpoint)"
+            )
         self.spec = spec
         self.predictor = build_predictor(spec, checkpoint)
 
@@ -65,11 +84,18 @@ class Sam2Tracker:
         rows: list[tuple] = []
         with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
             for i, frame in enumerate(frames):
-                cv2.imwrite(str(Path(folder) / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(
+                    str(Path(folder) / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                )
             state = self.predictor.init_state(video_path=folder)
             for obj_id, point in enumerate(grid_points(w, h, self.spec.sam2_grid)):
-                self.predictor.add_new_points_or_box(state, frame_idx=0, obj_id=obj_id, points=point[None],
-                                                     labels=np.array([1], np.int32))
+                self.predictor.add_new_points_or_box(
+                    state,
+                    frame_idx=0,
+                    obj_id=obj_id,
+                    points=point[None],
+                    labels=np.array([1], np.int32),
+                )
             for f, obj_ids, logits in self.predictor.propagate_in_video(state):
                 rows += masks_to_rows(f, obj_ids, (logits[:, 0] > 0).cpu().numpy())
         return Tracks.from_rows(times, w, h, rows)

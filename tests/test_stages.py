@@ -5,10 +5,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from storyhash_core import study
+from storyhash_core import stages
 from storyhash_core.cli import main
 from storyhash_core.errors import ParamsError, StoryHashError
 from storyhash_core.params import PROJECT_ROOT, load_params
+from storyhash_core.reproduce import SKIP
+from storyhash_core.stages import inputs
+from storyhash_core.stages.records import ExtractRecord, FuseRecord
 
 from .conftest import TINY
 
@@ -33,12 +36,12 @@ def write_params(tmp_path, **overrides):
     return path
 
 
-def run_stages(params_file, client) -> study.Run:
-    run = study.Run.open(params_file)
-    study.extract_stage(run, client)
-    study.fuse_stage(run)
-    study.index_stage(run)
-    study.robustness_stage(run)
+def run_stages(params_file, client) -> stages.Run:
+    run = stages.Run.open(params_file)
+    stages.extract.extract(run, client)
+    stages.fuse.run(run)
+    stages.index.run(run)
+    stages.robustness.table1_stage(run)
     return run
 
 
@@ -48,27 +51,50 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     assert len(queries) == 6 and (queries.error == "").all()
     assert (queries.frames_sampled >= 2).all()
     rows = run.table("robustness_per_query")
-    assert len(rows) == 24 and set(rows.configuration) == {"fusion", "visual_padded", "action_padded", "visual"}
+    assert len(rows) == 24 and set(rows.configuration) == {
+        "fusion",
+        "visual_padded",
+        "action_padded",
+        "visual",
+    }
     table = run.table("table1")
     assert table["transform"].tolist() == ["flip_v", "speed_1.1", "overall"] * 4
-    assert table.configuration.unique().tolist() == ["fusion", "visual_padded", "action_padded", "visual"]
+    assert table.configuration.unique().tolist() == [
+        "fusion",
+        "visual_padded",
+        "action_padded",
+        "visual",
+    ]
     for ext in ("md", "tex"):
         assert "overall" in run.path("tables", f"table1.{ext}").read_text()
-    padded, alone = (table[table.configuration == c].reset_index() for c in ("visual_padded", "visual"))
+    padded, alone = (
+        table[table.configuration == c].reset_index() for c in ("visual_padded", "visual")
+    )
     assert padded.recall_at_1.tolist() == alone.recall_at_1.tolist()
     motion = run.table("motion_features")
     assert len(motion) == 9 and motion.shape[1] == 2 + 15 + 8
     costs = run.table("extraction_cost")
-    assert len(costs) == 9 and (costs.tracking_s > 0).all() and costs.tracking_share.between(0, 1).all()
+    assert (
+        len(costs) == 9
+        and (costs.tracking_s > 0).all()
+        and costs.tracking_share.between(0, 1).all()
+    )
     assert len(run.table("tracking_vs_truth")) == 3
     assert len(list(run.path("figures").glob("tracks_*.png"))) == 3
     record = json.loads(run.path("run.json").read_text())["stages"]
-    assert record["extract"]["backbone"]["name"] == "dct" and record["extract"]["queries_failed"] == 0
+    assert (
+        record["extract"]["backbone"]["name"] == "dct" and record["extract"]["queries_failed"] == 0
+    )
     assert 0 <= record["extract"]["tracking_vs_truth"]["recall"] <= 1
     assert record["robustness"]["search_latency"]["fusion"]["queries"] == 6
     assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8, "action_raw": 15}
     assert record["extract"]["queries_cached"] == 0
     assert record["extract"]["worker_cpus"] == [json.loads(run.path("run.json").read_text())["cpu"]]
+    extracted = run.load(ExtractRecord)  # the typed record the later stages read
+    assert extracted.transforms == ["flip_v", "speed_1.1"] and extracted.backbone.name == "dct"
+    assert run.load(FuseRecord).action_share_median == pytest.approx(
+        run.table("block_energy")["action"].median()
+    )
     before = run.table("table1")
     run_stages(write_params(tmp_path), client)
     assert json.loads(run.path("run.json").read_text())["stages"]["extract"]["queries_cached"] == 6
@@ -76,8 +102,11 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     tables = "".join(f.read_text() for f in run.path("tables").glob("*.csv"))
     for machine_path in (str(tmp_path), str(PROJECT_ROOT), str(Path.home())):
         assert machine_path not in tables  # ids and portable paths only
-    assert set(run.table("references").path) == {"JPEGImages/480p/synth-00", "clips/synth-01.mp4",
-                                                 "clips/synth-02.mp4"}
+    assert set(run.table("references").path) == {
+        "JPEGImages/480p/synth-00",
+        "clips/synth-01.mp4",
+        "clips/synth-02.mp4",
+    }
 
 
 def test_two_runs_of_the_same_params_give_bit_identical_tables(tmp_path, client):
@@ -85,40 +114,47 @@ def test_two_runs_of_the_same_params_give_bit_identical_tables(tmp_path, client)
     cache and output folder, so every video is decoded, transformed, embedded and tracked again."""
     import shutil
 
-    from storyhash_core import beyond
-
     params = write_params(tmp_path)
     tables = {}
     for attempt in range(2):
         shutil.rmtree(tmp_path / "cache", ignore_errors=True)
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
         run = run_stages(params, client)
-        beyond.detection_stage(run)
-        tables[attempt] = {p.name: p.read_bytes() for p in sorted(run.path("tables").glob("*.csv"))
-                           if p.name != "extraction_cost.csv"}
-    assert {"queries.csv", "references.csv", "table1.csv", "detection_overall.csv"} <= set(tables[0])
+        stages.robustness.detection_stage(run)
+        tables[attempt] = {
+            p.name: p.read_bytes()
+            for p in sorted(run.path("tables").glob("*.csv"))
+            if p.name not in SKIP
+        }
+    assert {"queries.csv", "references.csv", "table1.csv", "detection_overall.csv"} <= set(
+        tables[0]
+    )
     assert tables[0] == tables[1]
 
 
 def test_only_parameters_that_shape_an_artifact_recompute_it(tmp_path, client):
     def extract(**overrides) -> dict[str, tuple[str, str]]:
-        run = study.Run.open(write_params(tmp_path, transforms=["flip_v"], **overrides))
-        study.extract_stage(run, client)
+        run = stages.Run.open(write_params(tmp_path, transforms=["flip_v"], **overrides))
+        stages.extract.extract(run, client)
         return {r.id: (r.features, r.tracks) for r in run.table("files", "artifacts").itertuples()}
 
     base = extract()
     stamps = {p: Path(p).stat().st_mtime_ns for pair in base.values() for p in pair}
-    assert extract(pooling="mean", detection={"bootstrap": 5}, evaluation={"k": 5}) == base  # used later only
+    assert (
+        extract(pooling="mean", detection={"bootstrap": 5}, evaluation={"k": 5}) == base
+    )  # used later only
     resampled = extract(sampling={"fps": 1.0})
     assert all(resampled[k][0] != base[k][0] and resampled[k][1] == base[k][1] for k in base)
     retracked = extract(motion={"tracker": {"min_area": 0.01}})
     assert all(retracked[k][0] == base[k][0] and retracked[k][1] != base[k][1] for k in base)
-    assert {p: Path(p).stat().st_mtime_ns for p in stamps} == stamps  # nothing of the first run rewritten
+    assert {
+        p: Path(p).stat().st_mtime_ns for p in stamps
+    } == stamps  # nothing of the first run rewritten
 
 
 def test_rotation_sweep(tmp_path, client):
     run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
-    sweep = study.rotation_sweep_stage(run, client)
+    sweep, _ = stages.figures.rotation_sweep(run, client)
     assert sweep["angle"].tolist() == [0.0, 45.0] * 4 and (sweep.queries == 3).all()
     upright, turned = (sweep[sweep.angle == a].recall_at_1.to_numpy() for a in (0, 45))
     assert (upright >= turned).all()
@@ -127,9 +163,14 @@ def test_rotation_sweep(tmp_path, client):
 def test_query_command_finds_the_reference(tmp_path, client, capsys):
     run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
     reference = run.table("references").iloc[1]
-    path = study.video_files(run)[reference.video_id]
+    path = inputs.video_files(run)[reference.video_id]
     for configuration in ("fusion", "visual"):
-        assert main(["query", str(path), "--index", str(run.path("indexes", configuration)), "-k", "2"]) == 0
+        assert (
+            main(
+                ["query", str(path), "--index", str(run.path("indexes", configuration)), "-k", "2"]
+            )
+            == 0
+        )
         first = capsys.readouterr().out.splitlines()[0].split()
         assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
 
@@ -152,14 +193,20 @@ def test_failures_are_recorded_not_dropped(tmp_path, client):
 
 
 def test_a_stage_before_its_inputs_says_which_notebook(tmp_path):
-    run = study.Run.open(write_params(tmp_path))
+    run = stages.Run.open(write_params(tmp_path))
     with pytest.raises(StoryHashError, match="02_fuse"):
-        study.load_blocks(run)
+        stages.fuse.load_blocks(run)
+    with pytest.raises(StoryHashError, match="no extract record: run notebooks/01_extract first"):
+        run.load(ExtractRecord)
 
 
 def test_motion_off_allows_visual_only(tmp_path, client):
-    params = write_params(tmp_path, transforms=["flip_h"], motion={"enabled": False},
-                          evaluation={"configurations": ["visual_padded"]})
+    params = write_params(
+        tmp_path,
+        transforms=["flip_h"],
+        motion={"enabled": False},
+        evaluation={"configurations": ["visual_padded"]},
+    )
     run = run_stages(params, client)
     assert not run.path("tables", "motion_features.csv").exists()
     with pytest.raises(ParamsError, match=r"\['fusion', 'action_padded'\] need motion features"):

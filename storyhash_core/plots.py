@@ -1,0 +1,268 @@
+"""Pictures of the study: figures (matplotlib/seaborn, each a Figure saved as PNG and PDF),
+failure sheets and track strips (RGB arrays saved as JPEG/PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from .cache import ArtifactCache, atomic_path, spec_key
+from .tracking import Tracks
+from .video import sample_frames
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[Figure, object]:
+    """A figure of its own (no pyplot state: nothing to close, no backend to pick), and its axes."""
+    figsize = kwargs.pop("figsize")
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf``."""
+    out = []
+    for fmt in ("png", "pdf"):
+        path = stem.with_suffix(f".{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format=fmt, dpi=150)
+        out.append(path)
+    return out
+
+
+def ablation_figure(ablation: pd.DataFrame) -> Figure:
+    """Detection (R@1) next to 'confidence' (mean similarity) and margin, ours vs the paper's."""
+    fig, axes = _subplots(1, 3, figsize=(13, 3.8))
+    x = np.arange(len(ablation))
+    panels = [
+        ("recall_at_1", "paper_recall_at_1", "Recall@1 (%)"),
+        ("sim_mean", "paper_sim_mean", "mean similarity to true reference"),
+    ]
+    for ax, (ours, paper, label) in zip(axes[:2], panels, strict=True):
+        ax.bar(x - 0.2, ablation[ours], 0.4, label="this study")
+        if paper in ablation and ablation[paper].notna().any():
+            ax.bar(x + 0.2, ablation[paper], 0.4, label="paper", color="0.65")
+        ax.set_xticks(x, ablation["configuration"], rotation=20)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    axes[2].bar(x, ablation["margin_mean"], 0.5, color="tab:green")
+    axes[2].axhline(0, color="k", lw=0.8)
+    axes[2].set_xticks(x, ablation["configuration"], rotation=20)
+    axes[2].set_ylabel("mean margin (true − best wrong)")
+    fig.suptitle("Detection vs similarity vs separation, per configuration")
+    fig.tight_layout()
+    return fig
+
+
+def per_transform_heatmap(table1: pd.DataFrame, value: str = "recall_at_1") -> Figure:
+    data = table1.pivot(index="transform", columns="configuration", values=value)
+    data = data.loc[
+        list(dict.fromkeys(table1["transform"])), list(dict.fromkeys(table1["configuration"]))
+    ]
+    fig, ax = _subplots(figsize=(1.6 + 1.4 * data.shape[1], 0.35 * len(data) + 1.2))
+    sns.heatmap(
+        data,
+        annot=True,
+        fmt=".1f" if value.startswith("recall") else ".3f",
+        cmap="viridis",
+        ax=ax,
+        cbar_kws={"label": value},
+    )
+    ax.set_title(f"{value} per transform and configuration")
+    fig.tight_layout()
+    return fig
+
+
+def flip_figure(flips: pd.DataFrame) -> Figure:
+    fig, axes = _subplots(1, 2, figsize=(10, 3.6))
+    x = np.arange(len(flips))
+    for ax, metric, label in (
+        (axes[0], "recall_at_1", "Recall@1 (%)"),
+        (axes[1], "sim_mean", "mean similarity"),
+    ):
+        ax.bar(x - 0.2, flips[f"{metric}_flip_h"], 0.4, label="flip_h")
+        ax.bar(x + 0.2, flips[f"{metric}_flip_v"], 0.4, label="flip_v")
+        ax.set_xticks(x, flips["configuration"], rotation=20)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.suptitle("Horizontal vs vertical flip")
+    fig.tight_layout()
+    return fig
+
+
+def rotation_figure(
+    sweep: pd.DataFrame,
+    by: str = "configuration",
+    right: tuple[str, str] = ("sim_mean", "mean similarity to true reference"),
+    title: str = "Rotation sweep",
+) -> Figure:
+    """R@1 (left) and another measure (right) against rotation angle, one line per ``by`` value."""
+    fig, axes = _subplots(1, 2, figsize=(10, 3.6))
+    for name, part in sweep.groupby(by, sort=False):
+        axes[0].plot(part["angle"], part["recall_at_1"], marker="o", label=name)
+        axes[1].plot(part["angle"], part[right[0]], marker="o", label=name)
+    axes[0].set_ylabel("Recall@1 (%)")
+    axes[1].set_ylabel(right[1])
+    for ax in axes:
+        ax.set_xlabel("rotation (degrees, clockwise)")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def middle_frame(path: str | Path, folder_fps: float = 24.0) -> np.ndarray:
+    s = sample_frames(path, fps=4.0, folder_fps=folder_fps)
+    return s.frames[len(s) // 2]
+
+
+def thumbnail(path: str | Path, height: int, cache: ArtifactCache) -> np.ndarray:
+    """The middle frame of a video scaled to ``height`` pixels, cached by the video's content."""
+    import cv2
+
+    path = cache.fetch(path)  # a query video is a cache entry
+    out = cache.path(
+        "thumbnails", spec_key(source=cache.digest(path), height=height, frame="middle"), ".png"
+    )
+    if cache.exists(out):
+        return cv2.cvtColor(cv2.imread(str(cache.fetch(out))), cv2.COLOR_BGR2RGB)
+    frame = middle_frame(path)
+    width = round(frame.shape[1] * height / frame.shape[0])
+    thumb = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    save_image(thumb, out)
+    cache.publish(out)
+    return thumb
+
+
+def failure_sheet(
+    misses: pd.DataFrame, paths: dict[str, str], k: int, cache: ArtifactCache, height: int = 80
+) -> np.ndarray:
+    """One row per failure: query, the reference ranked first, the true reference (middle
+    frames, :func:`thumbnail`), under a line with ids, the true reference's rank and both
+    similarities."""
+    import cv2
+
+    rows = []
+    for m in misses.itertuples():
+        tiles = [
+            thumbnail(paths[v], height, cache) for v in (m.query_id, m.top1_id, m.reference_id)
+        ]
+        strip = np.concatenate(
+            [np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1
+        )
+        band = np.full((18, strip.shape[1], 3), 255, np.uint8)
+        text = (
+            f"{m.query_id} | rank-1 {m.top1_id} {m.top1_sim:.3f}"
+            f" | true rank {rank_label(m.rank, k)}"
+            f" sim {m.sim_true:.3f}"
+        )
+        cv2.putText(band, text, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([band, strip, np.full((6, strip.shape[1], 3), 255, np.uint8)]))
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate(
+        [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    )
+
+
+def save_image(image: np.ndarray, path: Path) -> Path:
+    """An RGB array as a JPEG or PNG file (by suffix), written atomically."""
+    import cv2
+
+    with atomic_path(path) as tmp:
+        quality = [cv2.IMWRITE_JPEG_QUALITY, 85] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality)
+        tmp.write_bytes(data.tobytes())
+    return path
+
+
+def score_distributions(
+    matrices: dict[str, np.ndarray], truth: np.ndarray, bins: int = 60
+) -> Figure:
+    """Per configuration: similarity of true-copy pairs vs every other pair (densities), with
+    the median of each; separation, not the height of the positives, is what detection needs."""
+    fig, axes = _subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
+    for ax, (name, sims) in zip(axes[0], matrices.items(), strict=True):
+        scored = ~np.isnan(sims)
+        pos, neg = sims[truth & scored], sims[~truth & scored]
+        edges = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), bins + 1)
+        for values, label, colour in (
+            (neg, "non-copies", "tab:red"),
+            (pos, "true copies", "tab:blue"),
+        ):
+            ax.hist(
+                values,
+                edges,
+                density=True,
+                alpha=0.55,
+                color=colour,
+                label=f"{label} (n={len(values)})",
+            )
+            ax.axvline(np.median(values), color=colour, lw=1, ls="--")
+        ax.set_title(name)
+        ax.set_xlabel("similarity")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    fig.suptitle("Scores of true copies vs non-copies (dashed: medians)")
+    fig.tight_layout()
+    return fig
+
+
+def rotation_mitigation_figure(table: pd.DataFrame) -> Figure:
+    """R@1 and μAP against rotation angle, with and without rotated query variants."""
+    return rotation_figure(
+        table[table["transform"] != "overall"],
+        "method",
+        ("micro_ap", "μAP (with distractor queries)"),
+        "Rotation sweep with and without rotated query variants",
+    )
+
+
+def track_strip(frames: np.ndarray, tracks: Tracks, n: int = 4, height: int = 180) -> np.ndarray:
+    """``n`` evenly spaced tracked frames side by side, with each object's box, id and path."""
+    import cv2
+
+    picks = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    tiles = []
+    for f in picks:
+        tile = np.ascontiguousarray(frames[f]).copy()
+        for obj in np.unique(tracks.object_id):
+            colour = tuple(int(c) for c in _PALETTE[int(obj) % len(_PALETTE)])
+            mine = (tracks.object_id == obj) & (tracks.frame <= f)
+            path = tracks.centroid[mine][np.argsort(tracks.frame[mine])].round().astype(np.int32)
+            if len(path) > 1:
+                cv2.polylines(tile, [path], False, colour, 2)
+            now = mine & (tracks.frame == f)
+            for x0, y0, x1, y1 in tracks.box[now].round().astype(int):
+                cv2.rectangle(tile, (x0, y0), (x1, y1), colour, 2)
+                cv2.putText(
+                    tile, str(int(obj)), (x0 + 2, y0 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1
+                )
+        scale = height / tile.shape[0]
+        tiles.append(
+            cv2.resize(tile, (round(tile.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+        )
+    return np.concatenate(tiles, axis=1)
+
+
+_PALETTE = np.array(
+    [
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+    ]
+)
+
+
+def rank_label(rank: float, k: int) -> str:
+    """A rank for display: the number, or '> k' when the true reference was not retrieved."""
+    return f"{int(rank)}" if rank == rank else f"> {k}"

@@ -1,0 +1,295 @@
+"""The discussion the notebooks print: sentences built from the measured tables, and from the
+paper's numbers (:class:`~storyhash_core.paper.Paper`) wherever they cite the paper."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .paper import Paper
+
+NO_PAPER = "no paper numbers (paper_results not found)"
+
+
+def _row(table1: pd.DataFrame, configuration: str, transform: str = "overall") -> pd.Series | None:
+    hit = table1[(table1["configuration"] == configuration) & (table1["transform"] == transform)]
+    return hit.iloc[0] if len(hit) else None
+
+
+def _text(value: object) -> bool:
+    """True for a non-empty string (an empty CSV column reads back as NaN)."""
+    return isinstance(value, str) and value != ""
+
+
+def overall(table1: pd.DataFrame, paper: Paper | None) -> str:
+    """Our overall R@1 per configuration against the paper's."""
+    known = set(paper.overall["configuration"]) if paper else set()
+    lines = []
+    for configuration in dict.fromkeys(table1["configuration"]):
+        r = _row(table1, configuration)
+        theirs = (
+            f"the paper reports {paper.overall_value(configuration, 'paper_recall_at_1'):.1f} %"
+            if configuration in known
+            else "no paper number"
+        )
+        lines.append(
+            f"- **{configuration}**: R@1 {r['recall_at_1']:.1f} % over {int(r['queries'])}"
+            f" queries ({theirs}); mean similarity to the true reference {r['sim_mean']:.3f},"
+            f" margin over the best wrong reference {r['margin_mean']:.3f}"
+            f" (minimum {r['margin_min']:.3f})."
+        )
+    return "\n".join(lines)
+
+
+def resolution_note(n: int) -> str:
+    """How much a single query moves R@1 at this size, for reading small differences."""
+    return (
+        f"With {n} queries per transform one query is {100.0 / n:.1f} points of R@1." if n else ""
+    )
+
+
+def _paper_confidence(paper: Paper | None) -> str:
+    if paper is None:
+        return f"Paper: {NO_PAPER}."
+    sim = {c: paper.overall_value(c, "paper_sim_mean") for c in ("fusion", "visual_padded")}
+    r1 = {c: paper.overall_value(c, "paper_recall_at_1") for c in ("fusion", "visual_padded")}
+    lift = 100.0 * (sim["fusion"] / sim["visual_padded"] - 1)
+    return (
+        f"Paper: mean similarity {sim['visual_padded']:.3f} (CLIP) → {sim['fusion']:.3f} (fusion),"
+        f' {lift:+.1f} % (its "+28 %" divides the difference by the fused value), while R@1'
+        f" moves {r1['fusion'] - r1['visual_padded']:+.1f} points."
+    )
+
+
+def confidence(table1: pd.DataFrame, paper: Paper | None) -> str:
+    """The paper's claim: action features raise similarity ("confidence"), not detection."""
+    f, v = _row(table1, "fusion"), _row(table1, "visual_padded")
+    if f is None or v is None:
+        return (
+            "The confidence claim needs both the `fusion` and `visual_padded` configurations"
+            " in this run."
+        )
+    lift = 100.0 * (f["sim_mean"] / v["sim_mean"] - 1)
+    wrong_lift = f["best_wrong_mean"] - v["best_wrong_mean"]
+    verdict = (
+        "so fusion raises the scores of wrong references at least as much as those of true"
+        " ones: higher similarity here is not higher confidence"
+        if f["margin_mean"] <= v["margin_mean"]
+        else "so the true matches do separate better from the best wrong ones with fusion"
+    )
+    return (
+        f"{_paper_confidence(paper)} Here: mean similarity {v['sim_mean']:.3f} (visual) →"
+        f" {f['sim_mean']:.3f} (fusion), {lift:+.1f} %; R@1 {v['recall_at_1']:.1f} →"
+        f" {f['recall_at_1']:.1f} % ({f['recall_at_1'] - v['recall_at_1']:+.1f} points). The best"
+        f" wrong reference moves {v['best_wrong_mean']:.3f} → {f['best_wrong_mean']:.3f}"
+        f" ({wrong_lift:+.3f}) and the mean margin {v['margin_mean']:.3f} →"
+        f" {f['margin_mean']:.3f}, {verdict}."
+    )
+
+
+def flips(table: pd.DataFrame, paper: Paper | None) -> str:
+    """The paper's claim: a vertical-flip bias (flip_v R@1 below flip_h)."""
+    columns = ["recall_at_1_flip_h", "recall_at_1_flip_v"]
+    if not len(table) or table[columns].isna().any().any():
+        return (
+            "This run does not have both flip_h and flip_v queries, so the flip comparison"
+            " is not made."
+        )
+    parts = [
+        f"{r.configuration}: flip_h {r.recall_at_1_flip_h:.1f} % vs flip_v"
+        f" {r.recall_at_1_flip_v:.1f} % (gap {r.recall_gap:+.1f} points; mean similarity"
+        f" {r.sim_mean_flip_h:.3f} vs {r.sim_mean_flip_v:.3f})"
+        for r in table.itertuples()
+    ]
+    gaps = (table["sim_mean_flip_h"] - table["sim_mean_flip_v"]).round(3)
+    reading = (
+        "In every configuration flip_v lowers the similarity more than flip_h: the"
+        " orientation bias of a backbone trained with horizontal-flip augmentation only,"
+        " visible even where R@1 survives."
+        if (gaps > 0).all()
+        else "flip_v does not lower the similarity more than flip_h in every configuration here."
+    )
+    theirs = (
+        f"flip_v {paper.recall_at_1('visual_padded', 'flip_v'):.1f} % vs flip_h"
+        f" {paper.recall_at_1('visual_padded', 'flip_h'):.1f} %"
+        if paper
+        else NO_PAPER
+    )
+    return f"Paper (CLIP): {theirs}. Here: " + "; ".join(parts) + ". " + reading
+
+
+def rotation(table1: pd.DataFrame, sweep: pd.DataFrame | None, paper: Paper | None) -> str:
+    """The paper's claim: rotation is the one case where action features help detection."""
+    parts = []
+    for transform in ("rotate_5", "rotate_10"):
+        f, v = _row(table1, "fusion", transform), _row(table1, "visual_padded", transform)
+        if f is not None and v is not None:
+            parts.append(
+                f"{transform}: fusion {f['recall_at_1']:.1f} % vs visual {v['recall_at_1']:.1f} %"
+            )
+    theirs = (
+        f"fusion {paper.recall_at_1('fusion', 'rotate_5'):.1f} % vs CLIP-only"
+        f" {paper.recall_at_1('visual_padded', 'rotate_5'):.1f} % (rotate_5 and rotate_10 alike)"
+        if paper
+        else NO_PAPER
+    )
+    text = (
+        f"Paper: rotation is the only transform where fusion beats CLIP-only, {theirs}. Here: "
+        + ("; ".join(parts) if parts else "no rotation queries in this run")
+        + "."
+    )
+    if sweep is not None and len(sweep):
+        wide = sweep.pivot(index="angle", columns="configuration", values="recall_at_1")
+        worst = "; ".join(
+            f"{c} {wide[c].min():.1f} % at {wide[c].idxmin():g}°" for c in wide.columns
+        )
+        text += f" Over the sweep, the lowest R@1 per configuration: {worst}."
+    return text
+
+
+def _verdict(row: pd.Series) -> str:
+    significant = "significant" if row["r1_significant"] else "not significant"
+    r1 = (
+        f"R@1 {row['r1_a']:.1f} vs {row['r1_b']:.1f} % (only {row['a']} right:"
+        f" {int(row['only_a_correct'])}, only {row['b']}: {int(row['only_b_correct'])}; McNemar"
+        f" p = {row['mcnemar_p']:.2g}, {row['mcnemar_p_bonferroni']:.2g} after Bonferroni:"
+        f" {significant} at 5 %)"
+    )
+    if _text(row.get("uap_diff_ci")):
+        excludes = "excludes" if row["uap_significant"] else "includes"
+        uap = (
+            f"μAP difference {row['uap_diff_ci']} (Bonferroni-corrected bootstrap interval;"
+            f" {excludes} 0)"
+        )
+    else:
+        uap = "μAP difference not tested (no bootstrap resamples)"
+    return f"- **{row['a']} vs {row['b']}**: {r1}; {uap}."
+
+
+def significance(tests: pd.DataFrame) -> str:
+    """Every "A beats B" of a comparison table, with its paired test."""
+    return (
+        "\n".join(_verdict(r) for _, r in tests.iterrows())
+        if len(tests)
+        else "No pair of methods to compare."
+    )
+
+
+def detection(table: pd.DataFrame) -> str:
+    """Detection (μAP, TPR at low FPR) next to retrieval (R@1), per method."""
+    if not len(table):
+        return "No method was evaluated."
+    lines = [
+        f"- **{r['method']}**: R@1 {r['recall_at_1']:.1f} % {r['recall_at_1_ci']}, μAP"
+        f" {r['micro_ap']:.3f} {r['micro_ap_ci']}, ROC AUC {r['roc_auc']:.3f}, TPR"
+        f" {100 * r['tpr_at_fpr_0.01']:.1f} % at FPR 1 % and {100 * r['tpr_at_fpr_0.001']:.1f} %"
+        f" at FPR 0.1 % ({int(r['pairs'])} pairs scored)"
+        for _, r in table.iterrows()
+    ]
+    first = table.iloc[0]
+    intervals = (
+        "intervals are bootstrap 95 % over queries"
+        if _text(first["micro_ap_ci"])
+        else "no bootstrap intervals (detection.bootstrap is 0)"
+    )
+    head = (
+        f"{int(first['queries'])} queries, {int(first['distractors'])} of them distractors (their"
+        f" source held out of the gallery), {int(first['positives'])} true copies; {intervals}."
+    )
+    return head + "\n" + "\n".join(lines)
+
+
+def _flip_reading(delta: float) -> str:
+    if delta != delta:
+        return "not measured"
+    if abs(delta) < 0.001:
+        return "about the same: what the flipped copies gain, the raised non-copies take back"
+    if delta < 0:
+        return (
+            "a net false-positive cost: the maximum over variants raises non-copies more"
+            " than it helps"
+        )
+    return "the maximum over variants also raises non-copies, but copies gain more"
+
+
+def flip_mitigation(table: pd.DataFrame, costs: dict, baseline: str = "visual_padded") -> str:
+    """How much of the flip_v gap each flip augmentation closes, and at what cost."""
+    rows = table.set_index("method")
+    if baseline not in rows.index or "visual_flip_tta_query" not in rows.index:
+        return "This run has no flip augmentation (mitigation.flips is empty)."
+    b = rows.loc[baseline]
+    parts = [
+        f"{baseline}: flip_h vs flip_v mean similarity {b['sim_mean_flip_h']:.3f} vs"
+        f" {b['sim_mean_flip_v']:.3f}, R@1 {b['recall_at_1_flip_h']:.1f} vs"
+        f" {b['recall_at_1_flip_v']:.1f} %, overall μAP {b['micro_ap_overall']:.3f}"
+    ]
+    nan = float("nan")
+    base_s = costs.get("decode_s", nan) + costs.get("embed_s", nan)
+    factor = costs.get("gallery_factor_flip_aug_reference")
+    query_cost = (
+        f"{costs.get('variants_embed_s', nan):.2f} s more per query on top of {base_s:.2f} s"
+        " (decode + embed, medians), and one search per variant"
+    )
+    gallery_cost = f"a {factor:g}× gallery" if factor else "a larger gallery"
+    for method, cost in (
+        ("visual_flip_tta_query", query_cost),
+        ("visual_flip_aug_reference", gallery_cost),
+    ):
+        r = rows.loc[method]
+        delta = r["micro_ap_overall"] - b["micro_ap_overall"]
+        closed = (
+            f"{100 * r['sim_gap_closed']:.0f} % of the similarity gap closed"
+            if r["sim_gap_closed"] == r["sim_gap_closed"]
+            else "no flip_h/flip_v gap to close"
+        )
+        parts.append(
+            f"{method}: flip_v similarity {r['sim_mean_flip_v']:.3f} ({closed}), flip_v R@1"
+            f" {r['recall_at_1_flip_v']:.1f} %, overall μAP {r['micro_ap_overall']:.3f}"
+            f" ({delta:+.3f}: {_flip_reading(delta)}); cost: {cost}"
+        )
+    return "\n".join(f"- {p}" for p in parts)
+
+
+def rotation_mitigation(table: pd.DataFrame) -> str:
+    """R@1 and μAP per angle with and without rotated query variants."""
+    sweep = table[table["transform"] != "overall"]
+    wide = sweep.pivot(index="angle", columns="method", values="recall_at_1")
+    if "visual_rotation_tta" not in wide:
+        return "No rotation mitigation in this run."
+    cells = ", ".join(
+        f"{a:g}°: {r['visual_padded']:.1f} → {r['visual_rotation_tta']:.1f} %"
+        for a, r in wide.iterrows()
+    )
+    overall_rows = table[table["transform"] == "overall"].set_index("method")
+    return (
+        f"R@1 without → with rotated query variants: {cells}. Over the sweep, μAP"
+        f" {overall_rows.loc['visual_padded', 'micro_ap']:.3f} →"
+        f" {overall_rows.loc['visual_rotation_tta', 'micro_ap']:.3f}."
+    )
+
+
+def flip_tests(tests: pd.DataFrame) -> str:
+    """The flip bias as paired tests: is flip_v worse than flip_h on the same sources?"""
+    if not len(tests):
+        return "No flip_h / flip_v pairs in this run."
+    return "\n".join(
+        f"- **{r.configuration}** ({r.sources} sources): R@1 only flip_h right {r.only_a_correct},"
+        f" only flip_v {r.only_b_correct} (McNemar p = {r.mcnemar_p:.2g},"
+        f" {r.mcnemar_p_bonferroni:.2g} after Bonferroni over the configurations); similarity"
+        f" flip_h − flip_v median {r.sim_diff_median:+.3f} (Wilcoxon p = {r.wilcoxon_p:.2g},"
+        f" {r.wilcoxon_p_bonferroni:.2g} after Bonferroni)"
+        for r in tests.itertuples()
+    )
+
+
+def failures(misses: pd.DataFrame) -> str:
+    """Where the misses of one configuration fall, and which references attract them."""
+    if not len(misses):
+        return "No failures."
+    per_transform = ", ".join(
+        f"{t} {n}" for t, n in misses.groupby("transform", sort=False).size().items()
+    )
+    hubs = ", ".join(f"{r} ({n}×)" for r, n in misses["top1_id"].value_counts().head(3).items())
+    return (
+        f"Failures by transform: {per_transform}. Most often retrieved instead: {hubs}. A"
+        " reference that attracts many failures of one transform is a hub for that distortion."
+    )

@@ -1,0 +1,36 @@
+"""The study's stages, one module per notebook; each notebook's main cell is
+``stages.<name>.run(run)``, which writes every table and figure the notebook shows:
+
+- ``01_extract`` :mod:`.extract`: corpus, queries, features and tracks (cached);
+  ``tables/references``, ``queries``, ``extraction_cost``
+- ``02_fuse`` :mod:`.fuse`: ``artifacts/blocks.npz``, ``tables/block_energy``
+- ``03_index`` :mod:`.index`: ``indexes/<configuration>/``, ``tables/indexes``
+- ``04_robustness`` :mod:`.robustness`: ``tables/table1*``, ``detection*``
+- ``05_ablation`` :mod:`.ablation`: ``tables/ablation``
+- ``06_failure_analysis`` :mod:`.failures`: ``tables/failures``, ``figures/failures_*``
+- ``07_figures`` :mod:`.figures`: ``tables/flips``, ``flip_tests``, ``rotation_sweep*``
+- ``08_baselines_mitigation`` :mod:`.baselines`: ``tables/baselines*``, ``flip_mitigation``,
+  ``rotation_mitigation``
+
+Each stage reads only what earlier ones wrote (tables, ``artifacts/``, the cache, and their
+typed records in ``run.json``, :mod:`.records`), so any notebook reruns on its own from the
+run folder. A :class:`Run` is a params set plus its folder ``<output_dir>/<run_name>/``.
+Failures are rows with their error, never dropped. Helpers shared by several stages:
+:mod:`.inputs` (corpus, queries, backbone, features) and :mod:`.scoring` (index search, the
+detection gallery, method tables).
+"""
+
+from . import ablation, baselines, extract, failures, figures, fuse, index, robustness
+from .run import Run
+
+__all__ = [
+    "Run",
+    "ablation",
+    "baselines",
+    "extract",
+    "failures",
+    "figures",
+    "fuse",
+    "index",
+    "robustness",
+]

@@ -1,0 +1,182 @@
+"""Notebook 07: the flip and rotation figures of the paper, with paired tests.
+
+- Flips: R@1 and similarity under flip_h vs flip_v per configuration -> ``tables/flips``,
+  ``figures/flips``; paired by source (McNemar on R@1, Wilcoxon on the similarity) ->
+  ``tables/flip_tests``.
+- Rotation: every query source rotated by each angle of ``figures.rotation_angles``, searched
+  in every index -> ``tables/rotation_sweep`` (and ``_per_query``), ``figures/rotation_sweep``;
+  fusion vs visual per angle (McNemar) -> ``tables/rotation_significance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics, prose
+from ..paper import Paper
+from ..params import resolve_path
+from ..plots import flip_figure, rotation_figure, save_figure
+from ..queries import Query
+from ..report import write_table
+from ..significance import PairedHits, bonferroni, mcnemar_table
+from .fuse import blocks_for, load_blocks
+from .inputs import extract_items, extracted_backbone, query_items, rotation_outputs, sweep_queries
+from .records import RotationSweepRecord
+from .run import Run
+from .scoring import search_configurations
+
+FLIP_VALUES = ["recall_at_1", "sim_mean", "margin_mean"]
+
+
+@dataclass
+class Figures:
+    """What notebook 07 shows."""
+
+    flips: pd.DataFrame
+    flip_discussion: str
+    flip_tests: pd.DataFrame
+    flip_tests_discussion: str
+    sweep: pd.DataFrame
+    sweep_record: RotationSweepRecord
+    rotation_discussion: str
+    rotation_tests: pd.DataFrame
+
+
+def run(run: Run) -> Figures:
+    """The flip table, figure and tests, and the rotation sweep with its figure and tests."""
+    table1 = run.table("table1")
+    paper = Paper.load(resolve_path(run.params.paper_results))
+    flips = flip_table(table1)
+    write_table(flips, run.path("tables", "flips"), ("csv", "md"))
+    save_figure(flip_figure(flips), run.path("figures", "flips"))
+    tests = flip_tests(run.table("robustness_per_query"))
+    write_table(tests, run.path("tables", "flip_tests"), ("csv", "md"))
+    with run.client() as client:
+        sweep, record = rotation_sweep(run, client)
+    save_figure(rotation_figure(sweep), run.path("figures", "rotation_sweep"))
+    rotation_tests = paired_tests(
+        run.table("rotation_sweep_per_query"), "fusion", "visual_padded", "angle"
+    )
+    write_table(rotation_tests, run.path("tables", "rotation_significance"), ("csv", "md"))
+    return Figures(
+        flips,
+        prose.flips(flips, paper),
+        tests,
+        prose.flip_tests(tests),
+        sweep,
+        record,
+        prose.rotation(table1, sweep, paper),
+        rotation_tests,
+    )
+
+
+def flip_table(table1: pd.DataFrame) -> pd.DataFrame:
+    """R@1, mean similarity and margin under flip_h and flip_v, per configuration."""
+    wide = metrics.flip_pivot(table1, "configuration", FLIP_VALUES)
+    wide["recall_gap"] = wide["recall_at_1_flip_h"] - wide["recall_at_1_flip_v"]
+    return wide.reset_index()
+
+
+def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
+    """flip_h (A) vs flip_v (B) of the same source videos, per configuration: McNemar on R@1
+    and the Wilcoxon signed-rank test on the similarity to the true reference, both
+    Bonferroni-corrected over the configurations."""
+    from scipy.stats import wilcoxon
+
+    comparisons, wilcoxons = [], []
+    flips = rows[rows["transform"].isin(["flip_h", "flip_v"])]
+    for configuration, part in flips.groupby("configuration", sort=False):
+        wide = part.pivot(index="reference_id", columns="transform", values=["rank", "sim_true"])
+        if not {"flip_h", "flip_v"} <= set(wide["rank"].columns):
+            continue
+        wide = wide[wide["sim_true"].notna().all(axis=1)]  # both copies queried; rank NaN is a miss
+        hits = wide["rank"] <= 1
+        labels = {
+            "configuration": configuration,
+            "a": "flip_h",
+            "b": "flip_v",
+            "sources": len(wide),
+        }
+        comparisons.append(PairedHits(labels, hits["flip_h"].to_numpy(), hits["flip_v"].to_numpy()))
+        diff = wide["sim_true"]["flip_h"] - wide["sim_true"]["flip_v"]
+        wilcoxons.append(
+            {
+                "sim_diff_median": float(diff.median()),
+                "wilcoxon_p": float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0,
+            }
+        )
+    table = mcnemar_table(comparisons)
+    if len(table):
+        table = pd.concat([table, pd.DataFrame(wilcoxons)], axis=1)
+        table["wilcoxon_p_bonferroni"] = bonferroni(table["wilcoxon_p"])
+    return table
+
+
+def paired_tests(rows: pd.DataFrame, a: str, b: str, by: str) -> pd.DataFrame:
+    """Configuration ``a`` vs ``b`` on the same queries, per value of ``by`` (e.g. the angle):
+    :func:`~storyhash_core.significance.mcnemar_table` (a query not retrieved is a miss)."""
+    comparisons = []
+    for value, part in rows[rows["configuration"].isin([a, b])].groupby(by, sort=True):
+        hits = part.assign(hit=part["rank"] <= 1).pivot(
+            index="query_id", columns="configuration", values="hit"
+        )
+        if {a, b} <= set(hits.columns):
+            labels = {by: value, "a": a, "b": b, "queries": len(hits)}
+            comparisons.append(PairedHits(labels, hits[a].to_numpy(bool), hits[b].to_numpy(bool)))
+    return mcnemar_table(comparisons)
+
+
+def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]:
+    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep``
+    and the per-query rows."""
+    params = run.params
+    blocks = load_blocks(run)
+    queries = sweep_queries(run, client, blocks.ref_ids)
+    backbone = extracted_backbone(run)
+    files = extract_items(
+        run, client, backbone, query_items(queries), "sweep", rotation_outputs(params, backbone)
+    )
+    files = files[files["error"] == ""]
+    probe_blocks, _ = blocks_for(files, params, blocks.scaler, run.cache)
+    meta = sweep_meta(queries).set_index("query_id").loc[list(files["id"])].reset_index()
+    rows, _ = search_configurations(run, meta, probe_blocks, blocks.ref_ids, blocks.refs)
+    rows["angle"] = angles(rows["transform"])
+    order = list(dict.fromkeys(meta["transform"]))
+    table = metrics.summarize(
+        rows, "configuration", order, ["queries", "recall_at_1", "sim_mean", "margin_mean"]
+    )
+    table = table[table["transform"] != "overall"]
+    table.insert(1, "angle", angles(table.pop("transform")))
+    table = table.reset_index(drop=True)
+    write_table(table, run.path("tables", "rotation_sweep"), ("csv", "md"))
+    write_table(rows, run.path("tables", "rotation_sweep_per_query"))
+    failed = len(queries) - len(files)
+    record = RotationSweepRecord(
+        angles=params.figures.rotation_angles, queries=len(rows), failed=failed
+    )
+    run.record(record)
+    return table, record
+
+
+def sweep_meta(queries: list[Query]) -> pd.DataFrame:
+    """query_id, reference_id, transform and family of each sweep query."""
+    return pd.DataFrame(
+        [
+            {
+                "query_id": q.query_id,
+                "reference_id": q.reference_id,
+                "transform": q.transform,
+                "family": q.family,
+            }
+            for q in queries
+        ],
+        columns=["query_id", "reference_id", "transform", "family"],
+    )
+
+
+def angles(transforms: pd.Series) -> np.ndarray:
+    """The angle of each ``rotate_<degrees>`` transform (NaN for ``overall``)."""
+    return transforms.str.removeprefix("rotate_").replace("overall", "nan").astype(float).to_numpy()

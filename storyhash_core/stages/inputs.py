@@ -1,0 +1,247 @@
+"""What the stages read: the run's corpus, its query videos, its backbone, and features
+computed through the one per-video :mod:`~storyhash_core.pipeline` (cached)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..backbones import BackboneSpec, resolve_auto
+from ..corpus import Video, load_manifest, scan_directory
+from ..errors import ParamsError, StoryHashError
+from ..features import VideoFeatures, load_features
+from ..machine import cpu
+from ..parallel import Failure
+from ..params import StudyParams, local_backbone, portable, resolve_path
+from ..pipeline import Output, process_videos
+from ..queries import Query, QueryJob, generate_queries, query_path
+from ..synthetic import synthetic_corpus
+from ..tracking import load_tracks
+from ..transforms import resolve, rotation_sweep
+from .records import ExtractRecord
+from .run import Run
+
+QUERY_FOLDER_FPS = 24.0  # queries are video files; the rate only applies to frame folders
+
+Items = dict[str, tuple[Path, float]]  # id -> (video file or frame folder, folder fps)
+
+
+# ---- the corpus and the queries -------------------------------------------------------------
+
+
+def load_corpus(params: StudyParams, cache) -> list[Video]:
+    """The reference videos the params select."""
+    corpus = params.corpus
+    if corpus.kind == "synthetic":
+        videos = load_manifest(synthetic_corpus(corpus.synthetic, cache))
+    elif corpus.path is None:
+        raise ParamsError(f"corpus.kind {corpus.kind!r} needs corpus.path")
+    elif corpus.kind == "manifest":
+        videos = load_manifest(resolve_path(corpus.path))
+    else:
+        layout = "davis" if corpus.kind == "davis" else ""
+        videos = scan_directory(resolve_path(corpus.path), corpus.folder_fps, layout)
+    return videos[: corpus.limit] if corpus.limit else videos
+
+
+def corpus_root(params: StudyParams, cache) -> Path:
+    """The folder the corpus's videos live under (a manifest's or a scan's root)."""
+    corpus = params.corpus
+    if corpus.kind == "synthetic":
+        return synthetic_corpus(corpus.synthetic, cache).parent
+    path = resolve_path(corpus.path or ".")
+    return path.parent if corpus.kind == "manifest" else path
+
+
+def portable_path(path: Path, root: Path) -> str:
+    """``path`` as any machine can read it: ``$STORYHASH_SHARED/…`` for the shared data, else
+    relative to the corpus ``root`` (never this machine's absolute or cache path)."""
+    shown = portable(path)
+    if shown.startswith("$STORYHASH_SHARED/"):
+        return shown
+    path, root = path.resolve(), root.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
+def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
+    """The references that are transformed into queries."""
+    wanted = params.corpus.query_collections
+    return [v for v in videos if wanted is None or v.collection in wanted]
+
+
+def reference_items(videos: list[Video]) -> Items:
+    return {v.video_id: (v.path, v.fps) for v in videos}
+
+
+def query_items(queries: list[Query]) -> Items:
+    """The queries that were made (a failed transform has no file)."""
+    return {q.query_id: (q.path, QUERY_FOLDER_FPS) for q in queries if q.path}
+
+
+def query_files(
+    run: Run, query_ids: list[str], corpus: list[Video] | None = None
+) -> dict[str, Path]:
+    """The cached video of each query id (``<reference>@<transform>``), found from its content
+    key (``corpus``: the run's references, if already loaded)."""
+    videos = {v.video_id: v for v in corpus or load_corpus(run.params, run.cache)}
+    queries = run.table("queries").set_index("query_id")
+    missing = sorted(set(query_ids) - set(queries.index))
+    missing = missing or sorted(set(queries.loc[query_ids, "reference_id"]) - set(videos))
+    if missing:
+        raise StoryHashError(
+            f"{run.path('tables', 'queries.csv')} does not match the corpus of the"
+            f" params ({missing[0]} unknown): rerun notebooks/01_extract"
+        )
+    jobs = {
+        q: QueryJob(videos[queries.at[q, "reference_id"]], resolve([queries.at[q, "transform"]])[0])
+        for q in query_ids
+    }
+    return {q: query_path(job, run.cache) for q, job in jobs.items()}
+
+
+def video_files(run: Run) -> dict[str, Path]:
+    """The video file or frame folder of every reference and query id of the run."""
+    corpus = load_corpus(run.params, run.cache)
+    queries = query_files(run, list(run.table("queries")["query_id"]), corpus)
+    return {v.video_id: v.path for v in corpus} | queries
+
+
+def sweep_queries(run: Run, client, ref_ids: list[str]) -> list[Query]:
+    """Every rotation-sweep angle of every query source among ``ref_ids`` (cached)."""
+    params = run.params
+    sources = query_sources(params, load_corpus(params, run.cache))
+    videos = [v for v in sources if v.video_id in set(ref_ids)]
+    return generate_queries(
+        client, videos, rotation_sweep(params.figures.rotation_angles), run.cache
+    )
+
+
+def query_meta(run: Run, query_ids: list[str]) -> pd.DataFrame:
+    """query_id, reference_id, transform and family of each query, in ``query_ids`` order."""
+    queries = run.table("queries").set_index("query_id")
+    return queries.loc[query_ids, ["reference_id", "transform", "family"]].reset_index()
+
+
+def transform_order(run: Run) -> list[str]:
+    """The transforms of the run, in the order of every per-transform table."""
+    return run.load(ExtractRecord).transforms
+
+
+# ---- the backbone ---------------------------------------------------------------------------
+
+
+def concrete_backbone(params: StudyParams) -> tuple[BackboneSpec, str]:
+    """Resolve ``auto`` and expand a weights path; return the spec and why it was chosen."""
+    spec = params.backbone
+    if spec.weights and (spec.name == "mobilenetv2-onnx" or "$" in spec.weights):
+        spec = spec.model_copy(update={"weights": str(resolve_path(spec.weights))})
+    return resolve_auto(spec, resolve_path(params.models_dir))
+
+
+def extracted_backbone(run: Run) -> BackboneSpec:
+    """The concrete backbone notebook 01 extracted with (``auto`` resolved)."""
+    return local_backbone(run.load(ExtractRecord).backbone)
+
+
+def hash_outputs(params: StudyParams) -> list[Output]:
+    """The frame hash notebook 08 compares with the backbone (none, or one). Notebook 01
+    computes it, and :func:`flip_outputs`, in the same decode as the backbone's features."""
+    frame_hash = params.baselines.frame_hash
+    return [(BackboneSpec(name=frame_hash), "")] if frame_hash else []
+
+
+def flip_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The flipped variants notebook 08 tries against the flip bias."""
+    return [(backbone, variant) for variant in params.mitigation.flips]
+
+
+def rotation_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The rotated variants notebook 08 tries on the rotation sweep, computed by notebook 07."""
+    return [(backbone, variant) for variant in params.mitigation.rotations]
+
+
+def worker_cpus(client) -> list[dict]:
+    """The distinct CPUs (model and ISA flags) of the Dask workers that computed the features."""
+    found = client.run(cpu).values()
+    return [json.loads(c) for c in sorted({json.dumps(c, sort_keys=True) for c in found})]
+
+
+# ---- features through the pipeline -----------------------------------------------------------
+
+
+def _errors(failures: list[Failure]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for failure in failures:
+        out[failure.key] = "; ".join(filter(None, [out.get(failure.key), failure.error]))
+    return out
+
+
+def extract_items(
+    run: Run, client, backbone: BackboneSpec, items: Items, what: str, extra: list[Output] = ()
+) -> pd.DataFrame:
+    """Features (and tracks) of ``items``, one decode per video, with the ``extra`` outputs
+    later stages use: one row per id with the cache files of the backbone's features and the
+    tracks, the seconds each step took and the error of those that failed."""
+    params = run.params
+    tracker = params.motion.tracker if params.motion.enabled else None
+    outputs = [(backbone, ""), *extra]
+    done, failed = process_videos(
+        client, items, params.sampling.fps, outputs, tracker, run.cache, f"{what} videos"
+    )
+    errors = _errors(failed)
+    rows = []
+    for key in items:
+        artifact = done.get(key)
+        features = load_features(artifact.features[0]) if artifact else None
+        tracks = load_tracks(artifact.tracks) if artifact and artifact.tracks else None
+        rows.append(
+            {
+                "id": key,
+                "role": what,
+                "features": str(artifact.features[0]) if artifact else "",
+                "tracks": str(artifact.tracks or "") if artifact else "",
+                "frames_sampled": len(features.timestamps) if features else 0,
+                "duration_s": features.duration_s if features else np.nan,
+                "decode_s": features.decode_s if features else np.nan,
+                "visual_s": features.embed_s if features else np.nan,
+                "tracking_s": tracks[1] if tracks else np.nan,
+                "objects": tracks[0].n_objects if tracks else 0,
+                "error": errors.get(key, ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_cached(paths: list, cache) -> list[VideoFeatures]:
+    """Features of cache entries (fetched if the cache is at a URL)."""
+    return [load_features(cache.fetch(path)) for path in paths]
+
+
+def features_of(
+    run: Run, client, items: Items, outputs: list[Output], what: str
+) -> dict[Output, list[VideoFeatures]]:
+    """Features of every item for each output (one decode per video, unless cached); raises
+    if any failed (the cache keeps what succeeded)."""
+    names = ", ".join(variant or backbone.name for backbone, variant in outputs)
+    done, failed = process_videos(
+        client,
+        items,
+        run.params.sampling.fps,
+        outputs,
+        None,
+        run.cache,
+        f"{what} features: {names}",
+    )
+    if failed:
+        raise StoryHashError(
+            f"{len(failed)} {what} feature extraction(s) failed, first"
+            f" {failed[0].key}: {failed[0].error} (the cache keeps the rest;"
+            " fix the input and rerun)"
+        )
+    return {
+        output: load_cached([done[key].features[i] for key in items], run.cache)
+        for i, output in enumerate(outputs)
+    }

@@ -1,0 +1,146 @@
+"""The typed records the stages leave in ``run.json``, one per stage (``stages.<stage>``).
+
+A record holds what a stage measured that is not a table: counts, choices (the backbone and
+why), seconds and the run's CPUs. Stages read each other's records through
+:meth:`~storyhash_core.stages.run.Run.load`, e.g. ``run.load(ExtractRecord).transforms``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..backbones import BackboneSpec
+from ..tracking import TrackerSpec
+from .run import StageRecord
+
+TableRows = list[dict[str, Any]]  # a small table kept beside its CSV (e.g. the overall rows)
+
+
+class TrackingScore(BaseModel):
+    """Tracked vs true trajectories on the synthetic corpus, over every reference."""
+
+    recall: float
+    precision: float
+    centroid_error_px: float
+
+
+class ExtractRecord(StageRecord):
+    stage = "extract"
+    notebook = "01_extract"
+
+    backbone: BackboneSpec  # concrete (``auto`` resolved), its weights path portable
+    backbone_reason: str
+    worker_cpus: list[dict[str, Any]]
+    tracker: TrackerSpec | None
+    references: int
+    references_failed: int
+    queries: int
+    queries_failed: int
+    queries_cached: int
+    transforms: list[str]  # in the order of every per-transform table
+    seconds: dict[str, float]
+    seconds_per_video_median: dict[str, float]
+    tracking_share_of_extraction: float | None = None
+    tracking_vs_truth: TrackingScore | None = None
+
+
+class FuseRecord(StageRecord):
+    stage = "fuse"
+    notebook = "02_fuse"
+
+    references: int
+    queries: int
+    widths: dict[str, int]
+    action_share_median: float | None = (
+        None  # the action block's share of the squared norm (fusion)
+    )
+
+
+class IndexEntry(BaseModel):
+    configuration: str
+    kind: str
+    vectors: int
+    dim: int
+    build_s: float
+    bytes: int
+
+
+class IndexRecord(StageRecord):
+    stage = "index"
+    notebook = "03_index"
+
+    indexes: list[IndexEntry]
+
+
+class Latency(BaseModel):
+    median_ms: float
+    p99_ms: float
+    queries: int
+
+
+class RobustnessRecord(StageRecord):
+    stage = "robustness"
+    notebook = "04_robustness"
+
+    overall: TableRows
+    search_latency: dict[str, Latency]
+
+
+class DetectionRecord(StageRecord):
+    """Methods scored against the detection gallery, with distractor queries."""
+
+    stage = "detection"
+    notebook = "04_robustness"
+
+    gallery: int
+    held_out: list[str]
+    queries: int
+    distractor_queries: int
+    bootstrap: int
+    overall: TableRows
+    significance: TableRows
+
+
+class AblationRecord(StageRecord):
+    stage = "ablation"
+    notebook = "05_ablation"
+
+    configurations: list[str]
+    paper_compared: bool
+
+
+class FailuresRecord(StageRecord):
+    stage = "failures"
+    notebook = "06_failure_analysis"
+
+    configuration: str
+    queries: int
+    failures: int
+    per_transform: dict[str, int]
+
+
+class RotationSweepRecord(StageRecord):
+    stage = "rotation_sweep"
+    notebook = "07_figures"
+
+    angles: list[float]
+    queries: int
+    failed: int
+
+
+class BaselinesRecord(DetectionRecord):
+    stage = "baselines"
+    notebook = "08_baselines_mitigation"
+
+    methods: list[str]
+    costs: dict[str, float]
+
+
+class RotationMitigationRecord(StageRecord):
+    stage = "rotation_mitigation"
+    notebook = "08_baselines_mitigation"
+
+    variants: list[str]
+    queries: int

@@ -1,0 +1,110 @@
+"""Notebook 04: the paper's Table 1 and, beyond it, detection with distractor queries.
+
+- Table 1: every query searched in every configuration's index ->
+  ``tables/robustness_per_query``, ``table1`` (R@1/R@3 and similarity per transform),
+  ``table1_vs_paper`` (beside the paper's numbers), ``figures/table1_recall``.
+- Detection: the configurations scored against the detection gallery
+  (:mod:`~storyhash_core.stages.scoring`) -> ``tables/detection*`` (μAP, ROC AUC, TPR@FPR per
+  transform, bootstrap intervals, McNemar between configurations, the μAP pivot) and
+  ``figures/score_distributions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import pandas as pd
+
+from .. import metrics, prose
+from ..paper import Paper, beside_paper
+from ..params import resolve_path
+from ..plots import per_transform_heatmap, save_figure, score_distributions
+from ..report import write_table
+from .fuse import load_blocks
+from .inputs import query_meta, transform_order
+from .records import DetectionRecord, RobustnessRecord
+from .run import Run
+from .scoring import configuration_matrices, detection_setup, report_methods, search_configurations
+
+
+@dataclass
+class Robustness:
+    """What notebook 04 shows."""
+
+    record: RobustnessRecord
+    detection: DetectionRecord
+    table1: pd.DataFrame
+    versus_paper: pd.DataFrame | None  # None without paper_results.json
+    latency: pd.DataFrame
+    detection_overall: pd.DataFrame
+    detection_uap: pd.DataFrame  # μAP per transform × configuration
+    discussion: str
+    detection_discussion: str
+
+
+def run(run: Run) -> Robustness:
+    """Table 1 and the detection tables of every configuration; writes the files listed above."""
+    table1, record = table1_stage(run)
+    detection = detection_stage(run)
+    paper = Paper.load(resolve_path(run.params.paper_results))
+    versus = run.table("table1_vs_paper") if paper else None
+    latency = pd.DataFrame(
+        {c: v.model_dump() for c, v in record.search_latency.items()}
+    ).T  # wall-clock
+    overall = run.table("detection_overall")
+    uap = run.table("detection_uap")
+    per_transform = int(table1.loc[table1["transform"] != "overall", "queries"].max())
+    discussion = prose.overall(table1, paper) + "\n\n" + prose.resolution_note(per_transform)
+    return Robustness(
+        record,
+        detection,
+        table1,
+        versus,
+        latency,
+        overall,
+        uap,
+        discussion,
+        prose.detection(overall),
+    )
+
+
+def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
+    """Every query in every configuration's index -> Table 1 and its companions."""
+    blocks = load_blocks(run)
+    meta = query_meta(run, blocks.query_ids)
+    rows, latency = search_configurations(run, meta, blocks.queries, blocks.ref_ids, blocks.refs)
+    table = metrics.summarize(rows, "configuration", transform_order(run), metrics.TABLE1_COLUMNS)
+    write_table(rows, run.path("tables", "robustness_per_query"))
+    write_table(table, run.path("tables", "table1"), ("csv", "md", "tex"))
+    paper = Paper.load(resolve_path(run.params.paper_results))
+    if paper:
+        write_table(
+            beside_paper(table, paper), run.path("tables", "table1_vs_paper"), ("csv", "md", "tex")
+        )
+    save_figure(per_transform_heatmap(table), run.path("figures", "table1_recall"))
+    overall = table[table["transform"] == "overall"].drop(columns="transform")
+    record = RobustnessRecord(overall=overall.to_dict("records"), search_latency=latency)
+    run.record(record)
+    return table, record
+
+
+def detection_stage(run: Run) -> DetectionRecord:
+    """The configurations' detection measures with distractor queries."""
+    blocks = load_blocks(run)
+    setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
+    matrices = configuration_matrices(run, blocks, setup.gallery)
+    fields, summary = report_methods(
+        run, setup, matrices, "detection", list(combinations(matrices, 2))
+    )
+    order = list(dict.fromkeys(summary["transform"]))
+    uap = summary.pivot(index="transform", columns="method", values="micro_ap").loc[
+        order, list(matrices)
+    ]
+    write_table(uap.reset_index(), run.path("tables", "detection_uap"), ("csv", "md"))
+    save_figure(
+        score_distributions(matrices, setup.truth), run.path("figures", "score_distributions")
+    )
+    record = DetectionRecord(**fields)
+    run.record(record)
+    return record

@@ -1,0 +1,136 @@
+"""A run: one params set, its folder ``<output_dir>/<run_name>/`` and its cache, and the typed
+record each stage leaves in ``run.json`` (under ``stages.<name>``)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from .. import __version__
+from ..cache import ArtifactCache, atomic_path
+from ..errors import StoryHashError
+from ..machine import cpu
+from ..parallel import dask_client
+from ..params import StudyParams, load_params, portable, resolve_location, run_location
+
+TEXT_COLUMNS = ("error", "features", "tracks", "path")  # read as text even when every cell is empty
+
+
+class StageRecord(BaseModel):
+    """What a stage measured, kept in ``run.json``; subclasses name their stage and notebook."""
+
+    stage: ClassVar[str]
+    notebook: ClassVar[str]
+
+
+Record = TypeVar("Record", bound=StageRecord)
+
+
+@dataclass
+class Run:
+    """A params set, its run folder and its cache."""
+
+    params: StudyParams
+    dir: Path
+    params_file: Path | None = None
+
+    @classmethod
+    def open(cls, params_file: str | Path, run_dir: str | Path | None = None) -> Run:
+        params = load_params(params_file)
+        folder = Path(run_dir) if run_dir else run_location(params)[0]
+        return cls(params, folder.resolve(), Path(params_file).resolve())
+
+    @property
+    def cache(self) -> ArtifactCache:
+        return ArtifactCache(resolve_location(self.params.cache_dir))
+
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    def table(self, name: str, folder: str = "tables") -> pd.DataFrame:
+        """A table an earlier stage wrote (empty text cells read as "", empty numbers as NaN)."""
+        path = self.path(folder, f"{name}.csv")
+        if not path.is_file():
+            raise StoryHashError(
+                f"{path} not found: run the earlier notebooks of the sequence first"
+            )
+        df = pd.read_csv(path)
+        text = df.select_dtypes(include=["object", "string"]).columns.union(
+            [c for c in TEXT_COLUMNS if c in df]
+        )
+        for column in text:
+            df[column] = df[column].astype(object).where(df[column].notna(), "")
+        return df
+
+    def record(self, entry: StageRecord) -> None:
+        """Keep ``entry`` under ``stages.<its stage>`` in ``run.json`` (atomically), with the
+        params, versions and CPU of this machine."""
+        path = self.path("run.json")
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data.setdefault("stages", {})[entry.stage] = entry.model_dump(mode="json")
+        data |= {
+            "params": self.params.model_dump(),
+            "params_file": portable(self.params_file) if self.params_file else "",
+            "versions": versions(),
+            "cpu": cpu(),
+        }
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, default=str))
+
+    def load(self, kind: type[Record]) -> Record:
+        """The record a stage left, or an error naming the notebook that writes it."""
+        path = self.path("run.json")
+        entry = (
+            json.loads(path.read_text()).get("stages", {}).get(kind.stage)
+            if path.is_file()
+            else None
+        )
+        if entry is None:
+            raise StoryHashError(
+                f"{path} has no {kind.stage} record: run notebooks/{kind.notebook} first"
+            )
+        return kind.model_validate(entry)
+
+    @contextmanager
+    def client(self) -> Iterator:
+        with dask_client(self.params.cluster) as client:
+            yield client
+
+
+def versions() -> dict[str, str]:
+    """The versions of the libraries that shape the numbers."""
+    import av
+    import cv2
+    import faiss
+    import onnxruntime
+
+    return {
+        "storyhash": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "faiss": faiss.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+        "av": av.__version__,
+    }
+
+
+class Stopwatch:
+    """Seconds since it was made, rounded to milliseconds."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return round(time.perf_counter() - self.start, 3)

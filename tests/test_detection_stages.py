@@ -1,0 +1,79 @@
+"""The stages beyond the paper on the tiny synthetic corpus: detection with distractor queries,
+baselines side by side, and flip / rotation mitigation."""
+
+import json
+
+from storyhash_core import stages
+from storyhash_core.stages.records import RotationMitigationRecord
+
+from .test_stages import run_stages, write_params
+
+
+def test_detection_baselines_and_mitigation(tmp_path, client):
+    run = run_stages(
+        write_params(tmp_path, transforms=["flip_h", "flip_v"]), client
+    )  # 3 references, 6 queries
+    stages.robustness.detection_stage(run)
+    overall = run.table("detection_overall").set_index("method")
+    assert list(overall.index) == ["fusion", "visual_padded", "action_padded", "visual"]
+    # one of the 3 query sources is held out: its 2 queries are distractors, 2 references remain
+    assert (
+        (overall["distractors"] == 2).all()
+        and (overall["positives"] == 4).all()
+        and (overall["pairs"] == 12).all()
+    )
+    assert (
+        overall["micro_ap"].between(0, 1).all()
+        and overall["recall_at_1_ci"].str.startswith("[").all()
+    )
+    assert len(run.table("detection_significance")) == 6  # every pair of 4 configurations
+    assert run.path("figures", "score_distributions.png").stat().st_size > 1000
+
+    entry = stages.baselines.baselines(run, client)
+    assert set(entry.methods) >= {
+        "visual_mean",
+        "visual_max",
+        "visual_chamfer_top10",
+        "pdq_chamfer",
+        "visual_flip_tta_query",
+        "visual_flip_aug_reference",
+    }
+    rows = run.table("baselines_per_query")
+    assert len(rows) == 6 * len(entry.methods)
+    by = {m: part.set_index("query_id") for m, part in rows.groupby("method")}
+    matched = ~by["visual_padded"]["distractor"]
+    flip_v = matched & by["visual_padded"].index.str.endswith("@flip_v")
+    for tta in (
+        "visual_flip_tta_query",
+        "visual_flip_aug_reference",
+    ):  # the vflip variant undoes flip_v
+        assert (by[tta]["sim_true"][flip_v] > 0.99).all()
+        assert (by[tta]["sim_true"][flip_v] > by["visual_padded"]["sim_true"][flip_v]).all()
+    assert (
+        by["visual_chamfer_top10"]["sim_true"][matched].notna().all()
+    )  # k >= gallery: every pair re-scored
+    flips = run.table("flip_mitigation").set_index("method")
+    assert flips.loc["visual_flip_tta_query", "sim_gap_closed"] > 0.9
+    record = json.loads(run.path("run.json").read_text())["stages"]["baselines"]
+    costs = record["costs"]
+    assert (
+        costs["pdq_s"] > 0
+        and costs["variants_embed_s"] > 0
+        and costs["gallery_factor_flip_aug_reference"] == 2
+    )
+
+    table, _ = stages.baselines.rotation_mitigation(run, client)
+    sweep = table[table["transform"] != "overall"]
+    assert sorted(sweep.angle.unique()) == [0, 45] and set(sweep.method) == {
+        "visual_padded",
+        "visual_rotation_tta",
+    }
+    base, tta = (
+        sweep[sweep.method == m].set_index("angle")
+        for m in ("visual_padded", "visual_rotation_tta")
+    )
+    assert (
+        tta.loc[45, "sim_mean"] > base.loc[45, "sim_mean"] + 0.005
+    )  # rot45 undoes ffmpeg's clockwise 45°
+    assert run.path("figures", "rotation_mitigation.pdf").is_file()
+    assert run.load(RotationMitigationRecord).variants == ["rot45"]
