@@ -63,9 +63,8 @@ def _manifest(args: argparse.Namespace) -> None:
 def _query(args: argparse.Namespace) -> None:
     from .query import rank_video
 
-    for rank, (video_id, score) in enumerate(
-        rank_video(Path(args.video), Path(args.index), args.k), 1
-    ):
+    ranked = rank_video(Path(args.video), Path(args.index), args.k, args.folder_fps, args.cache)
+    for rank, (video_id, score) in enumerate(ranked, 1):
         print(f"{rank:3d}  {score:.4f}  {video_id}")
 
 
@@ -198,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="index folder a study saved (default: %(default)s)",
     )
     s.add_argument("-k", type=int, default=5, help="how many results (default: 5)")
+    s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
+    s.add_argument(
+        "--cache",
+        default=".cache/storyhash",
+        help="cache of features and tracks, the study's by default (default: %(default)s)",
+    )
     s.set_defaults(fn=_query)
 
     s = sub.add_parser("transforms", help="list the paper's 14 transforms and their ffmpeg filters")

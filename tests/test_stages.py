@@ -92,8 +92,8 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     assert record["extract"]["worker_cpus"] == [json.loads(run.path("run.json").read_text())["cpu"]]
     extracted = run.load(ExtractRecord)  # the typed record the later stages read
     assert extracted.transforms == ["flip_v", "speed_1.1"] and extracted.backbone.name == "dct"
-    assert run.load(FuseRecord).action_share_median == pytest.approx(
-        run.table("block_energy")["action"].median()
+    assert run.load(FuseRecord).action_share_mean == pytest.approx(
+        run.table("block_energy")["action"].mean()
     )
     before = run.table("table1")
     run_stages(write_params(tmp_path), client)
@@ -173,6 +173,24 @@ def test_query_command_finds_the_reference(tmp_path, client, capsys):
         )
         first = capsys.readouterr().out.splitlines()[0].split()
         assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
+
+
+def test_a_query_gets_the_studys_vector_through_the_studys_pipeline(tmp_path, client):
+    from storyhash_core.query import rank_video
+
+    run = run_stages(write_params(tmp_path, transforms=["flip_h"]), client)
+    rows = run.table("robustness_per_query").set_index(["configuration", "query_id"])
+    query_id = "synth-01@flip_h"
+    path = inputs.video_files(run)[query_id]
+    cached = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    for configuration in ("fusion", "visual_padded"):
+        index = run.path("indexes", configuration)
+        (top_id, score), *_ = rank_video(path, index, k=3, cache_dir=str(tmp_path / "cache"))
+        study = rows.loc[(configuration, query_id)]
+        assert top_id == study["top1_id"] and score == pytest.approx(study["top1_sim"], abs=1e-6)
+        fresh = rank_video(path, index, k=3, cache_dir=str(tmp_path / "elsewhere"))
+        assert fresh[0] == (top_id, pytest.approx(score, abs=1e-6))  # recomputed: the same
+    assert sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file()) == cached  # all reused
 
 
 def test_failures_are_recorded_not_dropped(tmp_path, client):

@@ -62,7 +62,7 @@ def run(run: Run) -> FuseRecord:
         references=len(blocks.ref_ids),
         queries=len(blocks.query_ids),
         widths={name: int(block.shape[1]) for name, block in ref_blocks.items()},
-        action_share_median=float(energy["action"].median()) if "action" in energy else None,
+        action_share_mean=float(energy["action"].mean()) if "action" in energy else None,
     )
     run.record(record)
     return record

@@ -53,9 +53,8 @@ class FuseRecord(StageRecord):
     references: int
     queries: int
     widths: dict[str, int]
-    action_share_median: float | None = (
-        None  # the action block's share of the squared norm (fusion)
-    )
+    # the action block's mean share of a reference's squared fused norm (tables/block_energy)
+    action_share_mean: float | None = None
 
 
 class IndexEntry(BaseModel):
