@@ -13,7 +13,7 @@ from storyhash_core.errors import DownloadError
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Serves files from the handler's directory with single-range support."""
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         path = Path(self.translate_path(self.path))
         if not path.is_file():
             self.send_error(404)
