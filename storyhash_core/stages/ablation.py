@@ -11,7 +11,6 @@ import pandas as pd
 
 from .. import metrics, prose
 from ..paper import Paper
-from ..params import resolve_path
 from ..plots import ablation_figure, save_figure
 from ..report import write_table
 from .records import AblationRecord
@@ -44,7 +43,7 @@ class Ablation:
 def run(run: Run) -> Ablation:
     """The ablation table and figure, with the discussion of the confidence claim."""
     table1 = run.table("table1")
-    paper = Paper.load(resolve_path(run.params.paper_results))
+    paper = run.paper()
     table = ablation_table(table1, paper)
     write_table(table, run.path("tables", "ablation"), ("csv", "md", "tex"))
     save_figure(ablation_figure(table), run.path("figures", "ablation"))

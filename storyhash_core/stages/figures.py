@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, prose
-from ..paper import Paper
-from ..params import resolve_path
 from ..plots import flip_figure, rotation_figure, save_figure
 from ..queries import Query
 from ..report import write_table
@@ -48,7 +46,7 @@ class Figures:
 def run(run: Run) -> Figures:
     """The flip table, figure and tests, and the rotation sweep with its figure and tests."""
     table1 = run.table("table1")
-    paper = Paper.load(resolve_path(run.params.paper_results))
+    paper = run.paper()
     flips = flip_table(table1)
     write_table(flips, run.path("tables", "flips"), ("csv", "md"))
     save_figure(flip_figure(flips), run.path("figures", "flips"))

@@ -17,8 +17,7 @@ from itertools import combinations
 import pandas as pd
 
 from .. import metrics, prose
-from ..paper import Paper, beside_paper
-from ..params import resolve_path
+from ..paper import beside_paper
 from ..plots import per_transform_heatmap, save_figure, score_distributions
 from ..report import write_table
 from .fuse import load_blocks
@@ -47,7 +46,7 @@ def run(run: Run) -> Robustness:
     """Table 1 and the detection tables of every configuration; writes the files listed above."""
     table1, record = table1_stage(run)
     detection = detection_stage(run)
-    paper = Paper.load(resolve_path(run.params.paper_results))
+    paper = run.paper()
     versus = run.table("table1_vs_paper") if paper else None
     latency = pd.DataFrame(
         {c: v.model_dump() for c, v in record.search_latency.items()}
@@ -77,7 +76,7 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
     table = metrics.summarize(rows, "configuration", transform_order(run), metrics.TABLE1_COLUMNS)
     write_table(rows, run.path("tables", "robustness_per_query"))
     write_table(table, run.path("tables", "table1"), ("csv", "md", "tex"))
-    paper = Paper.load(resolve_path(run.params.paper_results))
+    paper = run.paper()
     if paper:
         write_table(
             beside_paper(table, paper), run.path("tables", "table1_vs_paper"), ("csv", "md", "tex")

@@ -20,8 +20,16 @@ from .. import __version__
 from ..cache import ArtifactCache, atomic_path
 from ..errors import StoryHashError
 from ..machine import cpu
+from ..paper import Paper
 from ..parallel import dask_client
-from ..params import StudyParams, load_params, portable, resolve_location, run_location
+from ..params import (
+    StudyParams,
+    load_params,
+    portable,
+    resolve_location,
+    resolve_path,
+    run_location,
+)
 
 TEXT_COLUMNS = ("error", "features", "tracks", "path")  # read as text even when every cell is empty
 
@@ -53,6 +61,10 @@ class Run:
     @property
     def cache(self) -> ArtifactCache:
         return ArtifactCache(resolve_location(self.params.cache_dir))
+
+    def paper(self) -> Paper | None:
+        """The paper's numbers (``paper_results`` of the params), or None without that file."""
+        return Paper.load(resolve_path(self.params.paper_results))
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
