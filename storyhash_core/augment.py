@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 
-import cv2
 import numpy as np
+
+from .opencv import cv2
 
 _ROT = re.compile(r"^rot(-?\d+(?:\.\d+)?)$")
 

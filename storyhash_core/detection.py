@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .significance import Clusters
+
 FPR_TARGETS = (0.01, 0.001)
 
 
@@ -68,31 +70,30 @@ def micro_ap(pairs: Pairs) -> float:
     return float(np.sum(np.diff(tp / pairs.n_positives, prepend=0.0) * precision))
 
 
-def micro_ap_resampled(sims: np.ndarray, truth: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def micro_ap_resampled(
+    sims: np.ndarray, truth: np.ndarray, counts: np.ndarray, clusters: Clusters
+) -> np.ndarray:
     """:func:`micro_ap` of ``(sims, truth)`` for every row of ``counts`` (how often a bootstrap
-    resample takes each query), without building the resampled matrices.
+    resample takes each cluster of queries), without building the resampled matrices.
 
     Only thresholds at a positive's score move recall, so the curve is read there: at each
-    one, a query contributes its count times its positives and negatives scoring at least
+    one, a cluster contributes its count times its positives and negatives scoring at least
     that much (ties enter together, as in :func:`micro_ap`).
     """
     scored = ~np.isnan(sims)
     positive, negative = truth & scored, ~truth & scored
     thresholds = np.unique(sims[positive])[::-1]  # distinct positive scores, highest first
     counts = np.asarray(counts, np.float64)
-    n_pos = counts @ truth.sum(axis=1)
+    n_pos = counts @ clusters.sums(truth.sum(axis=1))
 
-    def at_or_above(mask: np.ndarray) -> np.ndarray:  # queries × thresholds
+    def at_or_above(mask: np.ndarray) -> np.ndarray:  # clusters × thresholds
         out = np.empty((len(sims), len(thresholds)))
         for q in range(len(sims)):
             s = np.sort(sims[q, mask[q]])
             out[q] = len(s) - np.searchsorted(s, thresholds, side="left")
-        return out
+        return clusters.sums(out)
 
-    tp, fp = (
-        counts @ at_or_above(positive),
-        counts @ at_or_above(negative),
-    )  # resamples × thresholds
+    tp, fp = counts @ at_or_above(positive), counts @ at_or_above(negative)  # resamples × thr.
     precision = tp / np.maximum(tp + fp, 1)
     found = np.sum(np.diff(tp, axis=1, prepend=0.0) * precision, axis=1)
     return np.divide(found, n_pos, out=np.full(len(counts), np.nan), where=n_pos > 0)
@@ -121,6 +122,29 @@ def tpr_at_fpr(pairs: Pairs, target: float) -> float:
         return float("nan")
     fpr, tpr = roc_points(pairs)
     return float(tpr[fpr <= target].max())
+
+
+def threshold_at_fpr(pairs: Pairs, target: float) -> float:
+    """The lowest score threshold (a pair at or above it is called a copy) whose FPR is at most
+    ``target``: the operating point of :func:`tpr_at_fpr`; ``inf`` when none is."""
+    if not len(pairs.scores):
+        return float("inf")
+    scores = pairs.scores[np.argsort(-pairs.scores, kind="stable")]
+    _, fp = _cumulative(pairs)
+    distinct = scores[np.r_[np.flatnonzero(np.diff(scores) != 0), len(scores) - 1]]
+    ok = np.flatnonzero(fp / max(pairs.n_negatives, 1) <= target)
+    return float(distinct[ok[-1]]) if len(ok) else float("inf")
+
+
+def rates_at(pairs: Pairs, threshold: float) -> tuple[float, float]:
+    """(TPR, FPR) of calling every pair scoring at least ``threshold`` a copy (NaN without
+    positives or negatives)."""
+    called = pairs.scores >= threshold
+    tp, fp = int((called & pairs.positive).sum()), int((called & ~pairs.positive).sum())
+    return (
+        tp / pairs.n_positives if pairs.n_positives else np.nan,
+        fp / pairs.n_negatives if pairs.n_negatives else np.nan,
+    )
 
 
 def detection_summary(pairs: Pairs) -> dict[str, float]:

@@ -23,9 +23,10 @@ from .backbones import BackboneSpec, load_backbone, weights_id
 from .cache import ArtifactCache, atomic_path, spec_key
 from .video import SampledFrames
 
-FEATURE_VERSION = (
-    5  # 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
-)
+# 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
+# 6: frames converted to RGB by integer arithmetic, OpenCV without CPU-specific kernels
+# 7: ... and without IPP in every thread (6 still had it in worker threads)
+FEATURE_VERSION = 7
 Pooling = Literal["median", "mean", "max"]
 
 

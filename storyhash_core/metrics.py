@@ -3,8 +3,8 @@
 :func:`query_rows` turns a queries × gallery similarity matrix (NaN where a method gave no
 score) into one row per query: the rank of the true reference, the exact similarity to it,
 the first-ranked and the most similar wrong reference, and the margin between them. The
-rank is the index's (the position in its returned top-k) when the caller passes what the
-index retrieved, else the exact one (ties count against the true reference). Queries
+rank is the exact one (ties count against the true reference), or the index's (the position
+in its returned top-k) when the caller passes what the index retrieved. Queries
 without a true reference in the gallery (distractors) have rank and ``sim_true`` NaN.
 
 :func:`summarize` groups those rows per transform and overall (the paper's Table 1 shape),
@@ -32,6 +32,8 @@ TABLE1_COLUMNS = [
     "queries",
     "recall_at_1",
     "recall_at_3",
+    "recall_at_1_index",
+    "recall_at_3_index",
     "sim_mean",
     "sim_min",
     "sim_max",
@@ -64,7 +66,9 @@ def query_rows(
     best_wrong = wrong.argmax(axis=1)
     if retrieved is None:
         rank = 1.0 + (wrong >= sim_true[:, None]).sum(axis=1)
-        top1 = filled.argmax(axis=1)
+        # first-ranked: the most similar, a wrong reference where it ties the true one (as the rank)
+        tied = filled == filled.max(axis=1, keepdims=True)
+        top1 = np.where(tied, np.where(truth, 1, 2), 0).argmax(axis=1)
     else:
         hit = (retrieved >= 0) & truth[n[:, None], np.maximum(retrieved, 0)]
         rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1.0, np.nan)
@@ -101,14 +105,18 @@ def _mean(values: pd.Series) -> float:
 def retrieval_summary(rows: pd.DataFrame) -> dict[str, float]:
     """R@1/R@3 (%) and similarity statistics of a group of rows; recall and the similarity to
     the true reference are over the queries that have one (all, without a ``distractor`` column).
+    With an ``index_rank`` column (the rank in what the index returned), its R@1/R@3 too.
     Means accumulate in float64 (the similarities are float32)."""
     distractor = rows["distractor"] if "distractor" in rows else np.zeros(len(rows), bool)
     matched = rows[~distractor]
+    index_rank = matched["index_rank"] if "index_rank" in matched else None
     return {
         "queries": len(rows),
         "distractors": int(distractor.sum()),
         "recall_at_1": 100.0 * (matched["rank"] <= 1).mean(),
         "recall_at_3": 100.0 * (matched["rank"] <= 3).mean(),
+        "recall_at_1_index": np.nan if index_rank is None else 100.0 * (index_rank <= 1).mean(),
+        "recall_at_3_index": np.nan if index_rank is None else 100.0 * (index_rank <= 3).mean(),
         "sim_mean": _mean(matched["sim_true"]),
         "sim_min": matched["sim_true"].min(),
         "sim_max": matched["sim_true"].max(),

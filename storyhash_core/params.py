@@ -85,8 +85,11 @@ class DetectionParams(_Strict):
     held out of the gallery, so their transformed copies are queries without a match."""
 
     distractor_fraction: float = Field(0.25, ge=0, lt=1)
-    seed: int = 0
-    bootstrap: int = Field(1000, ge=0)  # resamples of the queries for 95 % intervals (0: none)
+    seed: int = 0  # the split every table shows; its next ``splits - 1`` seeds give the spread
+    splits: int = Field(5, ge=1)
+    # resamples of the source videos for every interval (0: none); the Bonferroni-level
+    # intervals of a family of 8 sit ~30 resamples into each tail at 10 000
+    bootstrap: int = Field(10_000, ge=0)
 
 
 class BaselineParams(_Strict):

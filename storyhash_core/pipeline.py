@@ -20,6 +20,7 @@ from dask.distributed import Client
 from .backbones import BackboneSpec
 from .cache import ArtifactCache
 from .features import embed_frames, feature_path, save_features
+from .opencv import baseline_kernels
 from .parallel import Failure, run_batch
 from .tracking import TrackerSpec, save_tracks, track_frames, track_path
 from .video import check_exists, sample_rates
@@ -71,6 +72,7 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
     missing = [(o, f) for o, f in zip(job.outputs, features, strict=True) if not cache.exists(f)]
     track_missing = tracks is not None and not cache.exists(tracks)
     if missing or track_missing:
+        baseline_kernels()  # this thread's OpenCV: the same floats on every CPU
         rates = ([job.fps] if missing else []) + ([job.tracker.fps] if track_missing else [])
         t0 = time.perf_counter()
         sampled = sample_rates(job.path, rates, job.folder_fps)

@@ -121,7 +121,7 @@ def middle_frame(path: str | Path, folder_fps: float = 24.0) -> np.ndarray:
 
 def thumbnail(path: str | Path, height: int, cache: ArtifactCache) -> np.ndarray:
     """The middle frame of a video scaled to ``height`` pixels, cached by the video's content."""
-    import cv2
+    from .opencv import cv2
 
     path = cache.fetch(path)  # a query video is a cache entry
     out = cache.path(
@@ -143,7 +143,7 @@ def failure_sheet(
     """One row per failure: query, the reference ranked first, the true reference (middle
     frames, :func:`thumbnail`), under a line with ids, the true reference's rank and both
     similarities."""
-    import cv2
+    from .opencv import cv2
 
     rows = []
     for m in misses.itertuples():
@@ -169,7 +169,7 @@ def failure_sheet(
 
 def save_image(image: np.ndarray, path: Path) -> Path:
     """An RGB array as a JPEG or PNG file (by suffix), written atomically."""
-    import cv2
+    from .opencv import cv2
 
     with atomic_path(path) as tmp:
         quality = [cv2.IMWRITE_JPEG_QUALITY, 85] if path.suffix.lower() in (".jpg", ".jpeg") else []
@@ -222,7 +222,7 @@ def rotation_mitigation_figure(table: pd.DataFrame) -> Figure:
 
 def track_strip(frames: np.ndarray, tracks: Tracks, n: int = 4, height: int = 180) -> np.ndarray:
     """``n`` evenly spaced tracked frames side by side, with each object's box, id and path."""
-    import cv2
+    from .opencv import cv2
 
     picks = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
     tiles = []

@@ -31,9 +31,15 @@ def overall(table1: pd.DataFrame, paper: Paper | None) -> str:
             if configuration in known
             else "no paper number"
         )
+        index = (
+            f", {r['recall_at_1_index']:.1f} % from the index's ranking"
+            if pd.notna(r.get("recall_at_1_index")) and r["recall_at_1_index"] != r["recall_at_1"]
+            else ""
+        )
         lines.append(
-            f"- **{configuration}**: R@1 {r['recall_at_1']:.1f} % over {int(r['queries'])}"
-            f" queries ({theirs}); mean similarity to the true reference {r['sim_mean']:.3f},"
+            f"- **{configuration}**: R@1 {r['recall_at_1']:.1f} % by exact search{index} over"
+            f" {int(r['queries'])} queries ({theirs}); mean similarity to the true reference"
+            f" {r['sim_mean']:.3f},"
             f" margin over the best wrong reference {r['margin_mean']:.3f}"
             f" (minimum {r['margin_min']:.3f})."
         )
@@ -53,10 +59,11 @@ def _paper_confidence(paper: Paper | None) -> str:
     sim = {c: paper.overall_value(c, "paper_sim_mean") for c in ("fusion", "visual_padded")}
     r1 = {c: paper.overall_value(c, "paper_recall_at_1") for c in ("fusion", "visual_padded")}
     lift = 100.0 * (sim["fusion"] / sim["visual_padded"] - 1)
+    quoted = 100.0 * (1 - sim["visual_padded"] / sim["fusion"])  # the paper's own "+28 %"
     return (
         f"Paper: mean similarity {sim['visual_padded']:.3f} (CLIP) → {sim['fusion']:.3f} (fusion),"
-        f' {lift:+.1f} % (its "+28 %" divides the difference by the fused value), while R@1'
-        f" moves {r1['fusion'] - r1['visual_padded']:+.1f} points."
+        f' {lift:+.1f} % (its "{quoted:+.0f} %" divides the difference by the fused value), while'
+        f" R@1 moves {r1['fusion'] - r1['visual_padded']:+.1f} points."
     )
 
 
@@ -127,8 +134,12 @@ def rotation(table1: pd.DataFrame, sweep: pd.DataFrame | None, paper: Paper | No
                 f"{transform}: fusion {f['recall_at_1']:.1f} % vs visual {v['recall_at_1']:.1f} %"
             )
     theirs = (
-        f"fusion {paper.recall_at_1('fusion', 'rotate_5'):.1f} % vs CLIP-only"
-        f" {paper.recall_at_1('visual_padded', 'rotate_5'):.1f} % (rotate_5 and rotate_10 alike)"
+        "; ".join(
+            f"{t}: fusion {paper.recall_at_1('fusion', t):.1f} % vs CLIP-only"
+            f" {paper.recall_at_1('visual_padded', t):.1f} %"
+            for t in ("rotate_5", "rotate_10")
+            if t in set(paper.table1["transform"])
+        )
         if paper
         else NO_PAPER
     )
@@ -150,23 +161,24 @@ def _verdict(row: pd.Series) -> str:
     significant = "significant" if row["r1_significant"] else "not significant"
     r1 = (
         f"R@1 {row['r1_a']:.1f} vs {row['r1_b']:.1f} % (only {row['a']} right:"
-        f" {int(row['only_a_correct'])}, only {row['b']}: {int(row['only_b_correct'])}; McNemar"
-        f" p = {row['mcnemar_p']:.2g}, {row['mcnemar_p_bonferroni']:.2g} after Bonferroni:"
-        f" {significant} at 5 %)"
+        f" {int(row['only_a_correct'])} queries, only {row['b']}: {int(row['only_b_correct'])},"
+        f" from {int(row['sources_disagreeing'])} sources; paired test over sources p ="
+        f" {row['r1_p']:.2g}, {row['r1_p_bonferroni']:.2g} after Bonferroni: {significant} at"
+        " 5 %)"
     )
     if _text(row.get("uap_diff_ci")):
         excludes = "excludes" if row["uap_significant"] else "includes"
         uap = (
-            f"μAP difference {row['uap_diff_ci']} (Bonferroni-corrected bootstrap interval;"
-            f" {excludes} 0)"
+            f"R@1 difference {row['r1_diff_ci']} points, μAP difference {row['uap_diff_ci']}"
+            f" (Bonferroni-level source-bootstrap intervals; the μAP one {excludes} 0)"
         )
     else:
-        uap = "μAP difference not tested (no bootstrap resamples)"
+        uap = "differences not resampled (detection.bootstrap is 0)"
     return f"- **{row['a']} vs {row['b']}**: {r1}; {uap}."
 
 
 def significance(tests: pd.DataFrame) -> str:
-    """Every "A beats B" of a comparison table, with its paired test."""
+    """Every "A beats B" of a comparison table (one family), with its paired test."""
     return (
         "\n".join(_verdict(r) for _, r in tests.iterrows())
         if len(tests)
@@ -174,8 +186,9 @@ def significance(tests: pd.DataFrame) -> str:
     )
 
 
-def detection(table: pd.DataFrame) -> str:
-    """Detection (μAP, TPR at low FPR) next to retrieval (R@1), per method."""
+def detection(table: pd.DataFrame, record) -> str:
+    """Detection (μAP, TPR at low FPR) next to retrieval (R@1), per method; ``record`` is the
+    stage's :class:`~storyhash_core.stages.records.DetectionRecord`."""
     if not len(table):
         return "No method was evaluated."
     lines = [
@@ -187,7 +200,8 @@ def detection(table: pd.DataFrame) -> str:
     ]
     first = table.iloc[0]
     intervals = (
-        "intervals are bootstrap 95 % over queries"
+        f"intervals are 95 % bootstrap over the {record.sources} source videos"
+        f" ({record.bootstrap:,} resamples, gallery and held-out sources resampled apart)"
         if _text(first["micro_ap_ci"])
         else "no bootstrap intervals (detection.bootstrap is 0)"
     )
@@ -196,6 +210,27 @@ def detection(table: pd.DataFrame) -> str:
         f" source held out of the gallery), {int(first['positives'])} true copies; {intervals}."
     )
     return head + "\n" + "\n".join(lines)
+
+
+def splits(spread: pd.DataFrame, record) -> str:
+    """How much the choice of held-out sources moves each method, and the operating threshold
+    chosen on one half of the sources applied to the other."""
+    if record.splits < 2:
+        return "One distractor split (detection.splits is 1): no spread to report."
+    lines = [
+        f"- **{r['method']}**: R@1 {r['recall_at_1_min']:.1f}–{r['recall_at_1_max']:.1f} %"
+        f" (s.d. {r['recall_at_1_std']:.2f}), μAP {r['micro_ap_min']:.3f}–{r['micro_ap_max']:.3f}"
+        f" (s.d. {r['micro_ap_std']:.4f}); the FPR-1 % threshold of one half of the sources"
+        f" gives {100 * r['tpr_transferred_0.01_mean']:.1f} % TPR at"
+        f" {100 * r['fpr_transferred_0.01_mean']:.2f} % FPR on the other half"
+        f" (in-sample TPR {100 * r['tpr_at_fpr_0.01_mean']:.1f} %)"
+        for _, r in spread.iterrows()
+    ]
+    return (
+        f"Over {record.splits} distractor splits (seeds {record.seed} to"
+        f" {record.seed + record.splits - 1}; the tables above are the first), min–max:\n"
+        + "\n".join(lines)
+    )
 
 
 def _flip_reading(delta: float) -> str:
@@ -249,8 +284,9 @@ def flip_mitigation(table: pd.DataFrame, costs: dict, baseline: str = "visual_pa
     return "\n".join(f"- {p}" for p in parts)
 
 
-def rotation_mitigation(table: pd.DataFrame) -> str:
-    """R@1 and μAP per angle with and without rotated query variants."""
+def rotation_mitigation(table: pd.DataFrame, groups: pd.DataFrame, tests: pd.DataFrame) -> str:
+    """R@1 and μAP per angle with and without rotated query variants, and the gain at the
+    variants' own angles apart from the gain between them."""
     sweep = table[table["transform"] != "overall"]
     wide = sweep.pivot(index="angle", columns="method", values="recall_at_1")
     if "visual_rotation_tta" not in wide:
@@ -260,11 +296,23 @@ def rotation_mitigation(table: pd.DataFrame) -> str:
         for a, r in wide.iterrows()
     )
     overall_rows = table[table["transform"] == "overall"].set_index("method")
-    return (
+    text = (
         f"R@1 without → with rotated query variants: {cells}. Over the sweep, μAP"
         f" {overall_rows.loc['visual_padded', 'micro_ap']:.3f} →"
         f" {overall_rows.loc['visual_rotation_tta', 'micro_ap']:.3f}."
     )
+    for _, t in tests.iterrows():
+        mine = groups[groups["angles"] == t["angles"]].set_index("method")
+        b, a = mine.loc[t["b"]], mine.loc[t["a"]]
+        angles = ", ".join(f"{a.removeprefix('rotate_')}°" for a in t["transforms"].split())
+        difference = f", difference {t['uap_diff_ci']}" if _text(t.get("uap_diff_ci")) else ""
+        text += (
+            f" {t['angles'].capitalize()} ({angles}): μAP {b['micro_ap']:.3f}"
+            f" {b['micro_ap_ci']} → {a['micro_ap']:.3f} {a['micro_ap_ci']}{difference}; R@1"
+            f" {t['r1_b']:.1f} → {t['r1_a']:.1f} % (p = {t['r1_p_bonferroni']:.2g} after"
+            " Bonferroni over the family)."
+        )
+    return text
 
 
 def flip_tests(tests: pd.DataFrame) -> str:
@@ -273,9 +321,9 @@ def flip_tests(tests: pd.DataFrame) -> str:
         return "No flip_h / flip_v pairs in this run."
     return "\n".join(
         f"- **{r.configuration}** ({r.sources} sources): R@1 only flip_h right {r.only_a_correct},"
-        f" only flip_v {r.only_b_correct} (McNemar p = {r.mcnemar_p:.2g},"
-        f" {r.mcnemar_p_bonferroni:.2g} after Bonferroni over the configurations); similarity"
-        f" flip_h − flip_v median {r.sim_diff_median:+.3f} (Wilcoxon p = {r.wilcoxon_p:.2g},"
+        f" only flip_v {r.only_b_correct} (exact McNemar p = {r.r1_p:.2g},"
+        f" {r.r1_p_bonferroni:.2g} after Bonferroni over the configurations); similarity"
+        f" flip_h − flip_v median {r.sim_diff_median:+.3f} (exact Wilcoxon p = {r.wilcoxon_p:.2g},"
         f" {r.wilcoxon_p_bonferroni:.2g} after Bonferroni)"
         for r in tests.itertuples()
     )

@@ -1,22 +1,30 @@
 """Uncertainty and paired tests for statements like "A beats B" on the same queries.
 
-- :func:`bootstrap`: resample the queries with replacement (one seeded set of resamples
-  shared by every statistic, so differences between methods are paired) and return the
-  statistic of each resample; :func:`percentile_ci` turns those into a 95 % interval. A
-  resample is given to the statistics as how often it draws each item (a row of counts),
-  so a statistic computes all resamples at once (e.g.
-  :func:`~storyhash_core.detection.micro_ap_resampled`).
-- :func:`mcnemar`: the exact McNemar test on two methods' per-query hits (R@1): only the
-  queries where they disagree count, and under "no difference" each disagreement is a
-  fair coin; :func:`mcnemar_table` runs it for every comparison of a table.
-- One correction rule for every table of tests: Bonferroni over the table's rows
-  (:func:`bonferroni`; an interval of a table of *m* comparisons has level 1 − α/m,
-  :func:`corrected_level`).
+Queries are not independent: the 14 edits of one source video succeed or fail together. So
+the unit of every interval and test is the *cluster* (:class:`Clusters`; in the study, the
+source video), and the query level is the special case of one query per cluster.
+
+- :func:`bootstrap`: resample the clusters with replacement, within each stratum (in the
+  study: the sources in the gallery and the held-out ones, so every resample keeps the
+  share of distractor queries), one seeded set of resamples shared by every statistic, so
+  differences between methods are paired. A resample is given to a statistic as how often
+  it draws each cluster (a row of counts), so a statistic computes every resample at once
+  (:func:`resampled_mean`, :func:`~storyhash_core.detection.micro_ap_resampled`);
+  :func:`percentile_ci` turns the resampled values into an interval.
+- :func:`sign_flip_test`: the paired test of two methods' per-query hits (R@1). Under "no
+  difference" the two methods' results on one source are exchangeable, so the sign of the
+  source's difference (hits of A minus hits of B) is a fair coin; the p-value is exact (the
+  distribution of the signed sum, by convolution). With one query per source it is the
+  exact McNemar test. :func:`paired_table` runs it for every comparison of a table.
+- One correction rule: a table of tests is one family (one research question, listed in
+  the README), Bonferroni over every test in it, i.e. its rows times the measures each row
+  tests (R@1 and μAP, or R@1 and the similarity) (:func:`bonferroni`); an interval in a
+  family of *m* tests has level 1 − α/m (:func:`corrected_level`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -25,37 +33,88 @@ import pandas as pd
 ALPHA = 0.05  # the family-wise error rate of every table of tests
 
 
-def resample_counts(n_items: int, n_resamples: int, seed: int = 0) -> np.ndarray:
-    """``n_resamples`` × ``n_items``: how often each resample (``n_items`` draws with
-    replacement) takes each item."""
+class Clusters(NamedTuple):
+    """The cluster of each item (codes ``0..n-1`` in order of appearance) and the stratum of
+    each cluster."""
+
+    codes: np.ndarray
+    strata: np.ndarray
+
+    @classmethod
+    def of(cls, groups: Sequence, strata: Sequence | None = None) -> Clusters:
+        """Clusters from one label per item (``strata``: one label per item, constant within
+        a cluster; none: a single stratum)."""
+        if pd.isna(pd.Series(list(groups), dtype=object)).any():
+            raise ValueError("a cluster label is missing")
+        codes, first = _codes(groups)
+        if strata is None:
+            return cls(codes, np.zeros(len(first), np.int64))
+        item_strata, _ = _codes(strata)
+        per_cluster = item_strata[first]
+        if (item_strata != per_cluster[codes]).any():
+            raise ValueError("a cluster spans two strata")
+        return cls(codes, per_cluster)
+
+    @classmethod
+    def singletons(cls, n_items: int) -> Clusters:
+        """Every item its own cluster (the query-level bootstrap)."""
+        return cls(np.arange(n_items), np.zeros(n_items, np.int64))
+
+    @property
+    def size(self) -> int:
+        return len(self.strata)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-cluster sums of per-item ``values`` (items × ... -> clusters × ...)."""
+        values = np.asarray(values, np.float64)
+        out = np.zeros((self.size, *values.shape[1:]))
+        np.add.at(out, self.codes, values)
+        return out
+
+
+def _codes(labels: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in order of first appearance, and the first item of each code."""
+    codes, _ = pd.factorize(pd.Series(list(labels)))
+    return codes.astype(np.int64), np.unique(codes, return_index=True)[1]
+
+
+def resample_counts(clusters: Clusters, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """``n_resamples`` × clusters: how often each resample takes each cluster; within each
+    stratum, a resample draws as many clusters as the stratum has, with replacement."""
     rng = np.random.default_rng(seed)
-    counts = np.zeros((n_resamples, n_items), np.int64)
-    for r in range(n_resamples):
-        counts[r] = np.bincount(rng.integers(0, n_items, n_items), minlength=n_items)
+    counts = np.zeros((n_resamples, clusters.size), np.int64)
+    rows = np.arange(n_resamples)[:, None]
+    for stratum in np.unique(clusters.strata):
+        members = np.flatnonzero(clusters.strata == stratum)
+        drawn = members[rng.integers(0, len(members), (n_resamples, len(members)))]
+        np.add.at(counts, (rows, drawn), 1)
     return counts
 
 
 def bootstrap(
     statistics: dict[str, Callable[[np.ndarray], np.ndarray]],
-    n_items: int,
+    clusters: Clusters,
     n_resamples: int,
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per resample, one column per statistic; each statistic maps the
     :func:`resample_counts` matrix to one value per resample."""
-    counts = resample_counts(n_items, n_resamples, seed)
+    counts = resample_counts(clusters, n_resamples, seed)
     return pd.DataFrame(
         {name: np.asarray(f(counts), float) for name, f in statistics.items()},
         columns=list(statistics),
     )
 
 
-def weighted_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` in every resample (rows of ``counts``); NaN for an empty one."""
-    n = counts.sum(axis=1)
-    return np.divide(
-        counts @ np.asarray(values, float), n, out=np.full(len(counts), np.nan), where=n > 0
-    )
+def resampled_mean(
+    values: np.ndarray, counts: np.ndarray, clusters: Clusters, among: np.ndarray | None = None
+) -> np.ndarray:
+    """The mean of per-item ``values`` (over the items marked in ``among``; all by default) in
+    every resample (rows of cluster ``counts``); NaN for an empty one."""
+    among = np.ones(len(values), bool) if among is None else np.asarray(among, bool)
+    n = counts @ clusters.sums(among)
+    total = counts @ clusters.sums(np.where(among, values, 0))
+    return np.divide(total, n, out=np.full(len(counts), np.nan), where=n > 0)
 
 
 def percentile_ci(samples: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -65,21 +124,36 @@ def percentile_ci(samples: pd.Series | np.ndarray, level: float = 0.95) -> tuple
     return float(low), float(high)
 
 
-def mcnemar(hits_a: np.ndarray, hits_b: np.ndarray) -> dict[str, float]:
-    """Exact two-sided McNemar test: queries only A got right, only B got right, and the p-value."""
-    from scipy.stats import binomtest  # imported here: scipy.stats alone takes ~1 s to import
-
+def sign_flip_test(hits_a: np.ndarray, hits_b: np.ndarray, clusters: Clusters) -> dict:
+    """Exact two-sided test of "A and B are exchangeable within every cluster" on per-item
+    hits: the p-value of the summed difference among all sign flips of the clusters'
+    differences. The counts of items only A / only B got right, and of the clusters holding
+    any of them, come with it."""
     a, b = np.asarray(hits_a, bool), np.asarray(hits_b, bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    n = only_a + only_b
-    p = binomtest(min(only_a, only_b), n, 0.5).pvalue if n else 1.0
-    return {"only_a": only_a, "only_b": only_b, "p_value": float(p)}
+    disagreeing = int((clusters.sums(a != b) > 0).sum())
+    diffs = clusters.sums(a.astype(int) - b.astype(int)).round().astype(np.int64)
+    diffs = np.abs(diffs[diffs != 0])
+    total = int(diffs.sum())
+    distribution = np.zeros(2 * total + 1)  # P(signed sum = s - total)
+    distribution[total] = 1.0
+    for d in diffs:
+        distribution = 0.5 * (np.roll(distribution, d) + np.roll(distribution, -d))
+    observed = abs(int((a & ~b).sum()) - int((~a & b).sum()))
+    extreme = np.abs(np.arange(-total, total + 1)) >= observed
+    p = min(1.0, float(distribution[extreme].sum())) if total else 1.0
+    return {
+        "only_a": int((a & ~b).sum()),
+        "only_b": int((~a & b).sum()),
+        "clusters_disagreeing": disagreeing,  # with a query only one of A and B got right
+        "p_value": p,
+    }
 
 
-def bonferroni(p_values: np.ndarray | pd.Series) -> np.ndarray:
-    """The p-values of a table of tests, each multiplied by the number of tests (at most 1)."""
+def bonferroni(p_values: np.ndarray | pd.Series, n_tests: int | None = None) -> np.ndarray:
+    """The p-values of a family, each multiplied by its number of tests (default: the p-values
+    given), at most 1."""
     p = np.asarray(p_values, float)
-    return np.minimum(1.0, p * len(p))
+    return np.minimum(1.0, p * (n_tests or len(p)))
 
 
 def corrected_level(n_tests: int) -> float:
@@ -88,19 +162,37 @@ def corrected_level(n_tests: int) -> float:
 
 
 class PairedHits(NamedTuple):
-    """Two methods' R@1 hits on the same queries (or sources), with the labels of the comparison."""
+    """Two methods' R@1 hits on the same queries, the queries' clusters, and the labels of
+    the comparison."""
 
     labels: dict[str, object]
     hits_a: np.ndarray
     hits_b: np.ndarray
+    clusters: Clusters
 
 
-def mcnemar_table(comparisons: list[PairedHits]) -> pd.DataFrame:
+PAIRED_COLUMNS = [
+    "r1_a",
+    "r1_b",
+    "only_a_correct",
+    "only_b_correct",
+    "sources_disagreeing",
+    "r1_p",
+    "r1_p_bonferroni",
+    "r1_significant",
+]
+
+
+def paired_table(
+    comparisons: list[PairedHits], label_columns: list[str], n_tests: int | None = None
+) -> pd.DataFrame:
     """One row per comparison: its labels, R@1 (%) of A and B, the queries only A / only B got
-    right, McNemar's p-value, the Bonferroni-corrected one, and whether that is below α."""
+    right, the sources holding them, :func:`sign_flip_test`'s p-value, the one corrected for
+    ``n_tests`` tests in the family (default: the rows), and whether that is below α (the
+    columns exist when empty)."""
     rows = []
-    for labels, hits_a, hits_b in comparisons:
-        test = mcnemar(hits_a, hits_b)
+    for labels, hits_a, hits_b, clusters in comparisons:
+        test = sign_flip_test(hits_a, hits_b, clusters)
         rows.append(
             {
                 **labels,
@@ -108,11 +200,16 @@ def mcnemar_table(comparisons: list[PairedHits]) -> pd.DataFrame:
                 "r1_b": 100 * np.mean(hits_b),
                 "only_a_correct": test["only_a"],
                 "only_b_correct": test["only_b"],
-                "mcnemar_p": test["p_value"],
+                "sources_disagreeing": test["clusters_disagreeing"],
+                "r1_p": test["p_value"],
             }
         )
-    table = pd.DataFrame(rows)
-    if len(table):
-        table["mcnemar_p_bonferroni"] = bonferroni(table["mcnemar_p"])
-        table["r1_significant"] = table["mcnemar_p_bonferroni"] < ALPHA
-    return table
+    table = pd.DataFrame(rows, columns=[*label_columns, *PAIRED_COLUMNS[:-2]])
+    return corrected(table, n_tests)
+
+
+def corrected(table: pd.DataFrame, n_tests: int | None = None) -> pd.DataFrame:
+    """``table`` with its ``r1_p`` Bonferroni-corrected for the ``n_tests`` tests of its family
+    (default: one per row)."""
+    p = bonferroni(table["r1_p"], n_tests)
+    return table.assign(r1_p_bonferroni=p, r1_significant=p < ALPHA)

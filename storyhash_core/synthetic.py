@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .cache import ArtifactCache, atomic_dir, spec_key
 from .corpus import Video, write_manifest
+from .opencv import cv2
 
 GENERATOR_VERSION = 3
 # the objects' colours

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from .cache import FRAME_SUFFIXES
 from .errors import VideoReadError
+from .opencv import cv2
 
 _EPS = 1e-6
 
@@ -157,9 +157,59 @@ def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFra
 def _upright(frame: av.VideoFrame) -> np.ndarray:
     """RGB pixels as players (and ffmpeg, which makes the queries) show them: a display
     rotation (phone videos) is applied."""
-    image = frame.to_ndarray(format="rgb24")
+    image = to_rgb(frame)
     turns = round(frame.rotation / 90) % 4
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+# 8-bit planar YUV: chroma subsampling (rows, columns) per pixel format
+_PLANAR_YUV = {
+    "yuv420p": (2, 2),
+    "yuvj420p": (2, 2),
+    "yuv422p": (1, 2),
+    "yuvj422p": (1, 2),
+    "yuv444p": (1, 1),
+    "yuvj444p": (1, 1),
+}
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB24 of a decoded frame, by integer arithmetic: the same bytes on every CPU.
+
+    Decoding is bit-exact, but swscale's YUV to RGB conversion takes SIMD paths that round
+    differently from its C path (``ffmpeg -cpuflags 0`` changes the bytes), so 8-bit planar
+    YUV is converted here, ITU-R BT.601 in fixed point with chroma repeated over its pixels:
+    limited-range 4:2:0 (every video of the study's corpora) by OpenCV's integer kernel,
+    anything else planar in numpy (full range for ``yuvj*`` or ``color_range`` JPEG). Other
+    formats go through swscale.
+    """
+    name = frame.format.name
+    step = _PLANAR_YUV.get(name)
+    if step is None:
+        return frame.to_ndarray(format="rgb24")
+    h, w = frame.height, frame.width
+    y, u, v = (
+        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+        for p in frame.planes[:3]
+    )
+    full_range = name.startswith("yuvj") or frame.color_range == 2
+    if step == (2, 2) and not full_range:
+        even = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")  # chroma covers the odd edge
+        i420 = np.concatenate([even.ravel(), u.ravel(), v.ravel()])
+        rgb = cv2.cvtColor(i420.reshape(-1, even.shape[1]), cv2.COLOR_YUV2RGB_I420)
+        return np.ascontiguousarray(rgb[:h, :w])
+    y = y.astype(np.int32)
+    u, v = (
+        c.astype(np.int32).repeat(step[0], axis=0).repeat(step[1], axis=1)[:h, :w] - 128
+        for c in (u, v)
+    )
+    if full_range:
+        luma = 256 * y + 128
+        rgb = (luma + 359 * v, luma - 88 * u - 183 * v, luma + 454 * u)
+    else:
+        luma = 298 * (y - 16) + 128
+        rgb = (luma + 409 * v, luma - 100 * u - 208 * v, luma + 516 * u)
+    return np.clip(np.stack(rgb, axis=-1) >> 8, 0, 255).astype(np.uint8)
 
 
 def _decode_sampled(container, stream, fps, seek_gap_s, rate):

@@ -2,9 +2,20 @@
 baselines side by side, and flip / rotation mitigation."""
 
 import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
 
 from storyhash_core import stages
+from storyhash_core.fusion import fuse
+from storyhash_core.motion import MinMax
+from storyhash_core.params import StudyParams
+from storyhash_core.scores import Scores
+from storyhash_core.similarity import inner_products
+from storyhash_core.stages.fuse import Blocks
 from storyhash_core.stages.records import RotationMitigationRecord
+from storyhash_core.stages.scoring import configuration_matrices
 
 from .test_stages import run_stages, write_params
 
@@ -27,6 +38,21 @@ def test_detection_baselines_and_mitigation(tmp_path, client):
         and overall["recall_at_1_ci"].str.startswith("[").all()
     )
     assert len(run.table("detection_significance")) == 6  # every pair of 4 configurations
+    scores = Scores.load(run.path("tables", "detection_scores.npz"))
+    assert list(scores.matrices) == list(overall.index) and scores.truth.sum() == 4
+    first = scores.matrices["fusion"].copy()
+    scores.save(tmp_path / "again.npz")  # the same scores, the same bytes
+    assert (tmp_path / "again.npz").read_bytes() == run.path(
+        "tables", "detection_scores.npz"
+    ).read_bytes()
+    assert (Scores.load(tmp_path / "again.npz").matrices["fusion"] == first).all()
+    splits = run.table("detection_splits")
+    assert splits["split_seed"].tolist() == [s for s in range(5) for _ in range(4)]
+    primary = splits[splits["split_seed"] == 0].set_index("method")
+    assert primary["micro_ap"].to_dict() == overall["micro_ap"].to_dict()
+    assert splits["fpr_transferred_0.01"].between(0, 1).all()
+    spread = run.table("detection_splits_spread").set_index("method")
+    assert (spread["micro_ap_min"] <= spread["micro_ap_max"]).all()
     assert run.path("figures", "score_distributions.png").stat().st_size > 1000
 
     entry = stages.baselines.baselines(run, client)
@@ -52,6 +78,10 @@ def test_detection_baselines_and_mitigation(tmp_path, client):
     assert (
         by["visual_chamfer_top10"]["sim_true"][matched].notna().all()
     )  # k >= gallery: every pair re-scored
+    tests = run.table("baselines_significance").set_index("a")
+    assert tests.loc["visual_chamfer_top10", "b"] == "visual_top10"  # the same scored pairs
+    assert set(tests["b"]) == {"visual_padded", "visual_top10"}
+    assert not {"fusion", "action_padded"} & set(tests.index)  # tested in notebook 04
     flips = run.table("flip_mitigation").set_index("method")
     assert flips.loc["visual_flip_tta_query", "sim_gap_closed"] > 0.9
     record = json.loads(run.path("run.json").read_text())["stages"]["baselines"]
@@ -77,3 +107,30 @@ def test_detection_baselines_and_mitigation(tmp_path, client):
     )  # rot45 undoes ffmpeg's clockwise 45°
     assert run.path("figures", "rotation_mitigation.pdf").is_file()
     assert run.load(RotationMitigationRecord).variants == ["rot45"]
+    groups = run.table("rotation_mitigation_groups")
+    assert set(groups["angles"]) == {"at a variant's angle"} and len(groups) == 2
+    assert len(run.table("rotation_mitigation_significance")) == 1
+
+
+def test_the_detection_scaler_is_fitted_on_the_gallery_only():
+    """A held-out reference with extreme action values must not move the scaling."""
+    raw = np.array([[0.0, 1.0], [2.0, 3.0], [100.0, -50.0]])  # c: held out
+    refs = {"action_raw": raw, "action": raw}
+    queries = {"action_raw": np.array([[1.0, 2.0]]), "action": np.array([[1.0, 2.0]])}
+    blocks = Blocks(["a", "b", "c"], refs, ["q"], queries, None)
+    run = SimpleNamespace(params=StudyParams(evaluation={"configurations": ["action"]}))
+    sims = configuration_matrices(run, blocks, ["a", "b"])["action"]
+    scaler = MinMax.fit(raw[:2])
+    expected = inner_products(
+        fuse({"action": scaler.apply(queries["action_raw"])}, "action"),
+        fuse({"action": scaler.apply(raw[:2])}, "action"),
+    )
+    assert sims == pytest.approx(expected)
+    leaky = MinMax.fit(raw)
+    assert not np.allclose(
+        sims,
+        inner_products(
+            fuse({"action": leaky.apply(queries["action_raw"])}, "action"),
+            fuse({"action": leaky.apply(raw[:2])}, "action"),
+        ),
+    )

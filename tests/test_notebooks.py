@@ -77,6 +77,12 @@ def test_the_sequence_renders_every_artifact(tmp_path):
         "baselines_overall.csv",
         "flip_mitigation.csv",
         "rotation_mitigation.csv",
+        "table1_tests.csv",
+        "detection_splits_spread.csv",
+        "baselines_splits_spread.csv",
+        "rotation_mitigation_groups.csv",
+        "detection_scores.npz",
+        "baselines_scores.npz",
     } <= tables
     for fig in (
         "ablation",
@@ -103,9 +109,10 @@ def test_the_sequence_renders_every_artifact(tmp_path):
         "rotation_mitigation",
     } <= set(record["stages"])
     html = (run_dir / "notebooks" / "05_ablation.html").read_text()
-    assert "What the numbers say" in html and "mean margin" in html and "McNemar" in html
+    assert "What the numbers say" in html and "mean margin" in html and "over sources" in html
     html = (run_dir / "notebooks" / "08_baselines_mitigation.html").read_text()
     assert "pdq_chamfer" in html and "of the similarity gap closed" in html
+    assert "distractor splits" in html and "visual_top" in html
 
 
 def test_a_failing_cell_names_notebook_and_cell(tmp_path):

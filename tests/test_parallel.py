@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -82,3 +84,36 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
     for key in videos:  # every entry complete
         assert len(load_features(done[key].features[0]).frames) == 8  # 4 s at 2 fps
         load_tracks(done[key].tracks)
+
+
+THREADED = """
+import threading
+import cv2
+import numpy as np
+cv2.dct(np.zeros((8, 8), np.float32))  # IPP starts before storyhash_core's OPENCV_IPP
+from storyhash_core.backbones.dct import DctDescriptor
+from storyhash_core.opencv import baseline_kernels
+frames = np.random.default_rng(0).integers(0, 256, (4, 72, 96, 3), np.uint8)
+out = {}
+def embed(name, first=None):
+    if first:
+        first()
+    out[name] = DctDescriptor().embed(frames)
+for name, first in (("bare", None), ("baseline", baseline_kernels)):
+    worker = threading.Thread(target=embed, args=(name, first))
+    worker.start()
+    worker.join()
+embed("main")
+print(bool((out["bare"] == out["main"]).all()), bool((out["baseline"] == out["main"]).all()))
+"""
+
+
+def test_a_thread_computes_like_the_main_thread_after_baseline_kernels():
+    """OpenCV's IPP switch is per thread; in a process that used cv2 before importing
+    storyhash_core, a new thread differs until it calls ``baseline_kernels`` (as
+    ``process_video`` does first)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IPP"}  # as a fresh shell has
+    out = subprocess.run(
+        [sys.executable, "-c", THREADED], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-2:] == ["False", "True"]

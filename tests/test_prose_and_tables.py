@@ -10,7 +10,8 @@ from storyhash_core.cache import ArtifactCache
 from storyhash_core.paper import Paper
 from storyhash_core.stages.ablation import ablation_table
 from storyhash_core.stages.failures import failures
-from storyhash_core.stages.figures import flip_table, flip_tests, paired_tests
+from storyhash_core.stages.figures import flip_table, flip_tests
+from storyhash_core.stages.scoring import paired_tests
 
 from .conftest import index_frames, write_folder, write_video
 
@@ -35,6 +36,8 @@ def table1() -> pd.DataFrame:
                     "queries": 10,
                     "recall_at_1": r1 - 10 * drop * (configuration == "fusion"),
                     "recall_at_3": 100.0,
+                    "recall_at_1_index": r1 - 10 * drop * (configuration == "fusion") - 1,
+                    "recall_at_3_index": 100.0,
                     "sim_mean": sim - drop,
                     "sim_min": sim - 0.2,
                     "sim_max": 1.0,
@@ -161,7 +164,7 @@ def test_flip_tests_pair_the_two_flips_of_each_source():
         7,
         0,
     )
-    assert r["mcnemar_p"] == pytest.approx(2 * 0.5**7)
+    assert r["r1_p"] == pytest.approx(2 * 0.5**7)
     assert r["sim_diff_median"] == pytest.approx(0.2) and r["wilcoxon_p"] < 0.05
     assert "only flip_h right 7, only flip_v 0" in prose.flip_tests(tests)
 
@@ -171,6 +174,7 @@ def test_paired_tests_per_angle():
         {
             "configuration": ["fusion"] * 6 + ["visual_padded"] * 6,
             "query_id": [f"q{i}" for i in range(6)] * 2,
+            "reference_id": ["a", "b", "c", "a", "b", "c"] * 2,
             "angle": [0, 0, 0, 90, 90, 90] * 2,
             "rank": [1, 1, 1, np.nan, 2, 1] + [1, 1, 1, 1, 1, 1],
         }
@@ -178,13 +182,12 @@ def test_paired_tests_per_angle():
     tests = paired_tests(rows, "fusion", "visual_padded", "angle")
     assert tests["angle"].tolist() == [0, 90]
     assert tests[["only_a_correct", "only_b_correct"]].values.tolist() == [[0, 0], [0, 2]]
-    assert (
-        tests["r1_a"].tolist() == pytest.approx([100, 100 / 3])
-        and tests["mcnemar_p"].iloc[1] == 0.5
-    )
-    assert (
-        tests["mcnemar_p_bonferroni"].tolist() == [1.0, 1.0] and not tests["r1_significant"].any()
-    )
+    assert tests["r1_a"].tolist() == pytest.approx([100, 100 / 3]) and tests["r1_p"].iloc[1] == 0.5
+    assert tests["r1_p_bonferroni"].tolist() == [1.0, 1.0] and not tests["r1_significant"].any()
+    ordered = paired_tests(rows, "fusion", "visual_padded", "angle", [90, 0])
+    assert ordered["angle"].tolist() == [90, 0]
+    none = paired_tests(rows, "fusion", "action_padded", "angle")
+    assert len(none) == 0 and "r1_p_bonferroni" in none
 
 
 def paper_numbers(tmp_path) -> Paper:

@@ -13,6 +13,7 @@ from storyhash_core.comparison import (
     compare,
     evaluate,
     overall_with_ci,
+    source_clusters,
     summarize,
 )
 from storyhash_core.detection import truth_matrix
@@ -146,7 +147,9 @@ def test_methods_compared_on_the_same_queries():
     assert (
         table.loc[(table["method"] == "good") & (table["transform"] == "y"), "queries"].item() == 2
     )
-    samples = bootstrap_methods(rows, matrices, truth, 50, seed=0)
+    clusters = source_clusters(meta, truth)
+    assert clusters.size == 4 and list(clusters.strata) == [0, 0, 0, 1]
+    samples = bootstrap_methods(rows, matrices, truth, clusters, 50, seed=0)
     assert list(samples.columns) == ["good|r1", "good|uap", "bad|r1", "bad|uap"]
     with_ci = overall_with_ci(table, samples)
     assert with_ci.columns.tolist()[:6] == [
@@ -157,7 +160,11 @@ def test_methods_compared_on_the_same_queries():
         "recall_at_1_ci",
         "recall_at_3",
     ]
-    test = compare(rows, samples, [("good", "bad")]).iloc[0]
+    test = compare(rows, samples, [("good", "bad")], clusters).iloc[0]
     assert (test["only_a_correct"], test["only_b_correct"]) == (2, 0)
+    assert test["sources_disagreeing"] == 2
     assert not test["r1_significant"]  # two disagreements cannot reach 5 %
-    assert test["mcnemar_p_bonferroni"] == test["mcnemar_p"] == 0.5  # one pair: nothing to correct
+    assert test["r1_p"] == 0.5 and test["r1_p_bonferroni"] == 1.0  # R@1 and μAP: two tests
+    assert test["r1_diff_ci"].startswith("[") and test["uap_diff_ci"].startswith("[")
+    empty = compare(rows, samples, [], clusters)
+    assert len(empty) == 0 and "r1_p_bonferroni" in empty and "uap_diff_ci" in empty

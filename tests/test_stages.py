@@ -87,7 +87,7 @@ def test_stages_write_tables_and_rerun_from_cache(tmp_path, client):
     )
     assert 0 <= record["extract"]["tracking_vs_truth"]["recall"] <= 1
     assert record["robustness"]["search_latency"]["fusion"]["queries"] == 6
-    assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8, "action_raw": 15}
+    assert record["fuse"]["widths"] == {"visual": 192, "action": 15, "graph": 8}
     assert record["extract"]["queries_cached"] == 0
     assert record["extract"]["worker_cpus"] == [json.loads(run.path("run.json").read_text())["cpu"]]
     extracted = run.load(ExtractRecord)  # the typed record the later stages read

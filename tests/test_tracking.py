@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +131,41 @@ def test_sam2_propagates_point_prompts_with_random_weights(corpus):
     np.testing.assert_allclose(
         grid_points(320, 180, 2), [[80, 45], [240, 45], [80, 135], [240, 135]]
     )
+
+
+DIGEST = """
+import hashlib, sys
+from storyhash_core.backbones import resize_center_crop
+from storyhash_core.opencv import cv2
+from storyhash_core.tracking import TrackerSpec, track_frames
+from storyhash_core.video import sample_frames
+s = sample_frames(sys.argv[1], 6.0)
+tracks, _ = track_frames(s, TrackerSpec(name="flow", fps=6.0))
+grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in s.frames[:2]]
+flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+parts = [s.frames, tracks.centroid, tracks.box, flow, resize_center_crop(s.frames[0], 64)]
+print(hashlib.sha256(b"".join(p.tobytes() for p in parts)).hexdigest())
+"""
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OPENCV_IPP": "disabled"},
+        {"OPENCV_IPP": "sse42"},
+        {"OPENCV_CPU_DISABLE": "AVX512_SKX,AVX2,FMA3,AVX,POPCNT,SSE4_2,SSE4_1,SSSE3"},
+    ],
+)
+def test_frames_and_tracks_do_not_depend_on_the_cpu_kernels(corpus, env):
+    """OpenCV picks SIMD kernels and IPP code paths for the CPU; forcing other ones (as another
+    CPU would get) must not change a decoded frame, the optical flow, a track or a resized
+    frame (DIS flow did change, before ``storyhash_core.opencv``)."""
+    video = load_manifest(corpus)[1]
+    run = lambda extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", DIGEST, str(video.path)],
+        env=os.environ | extra,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
+    assert run(env) == run({})

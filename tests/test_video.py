@@ -1,11 +1,12 @@
 import shutil
 
+import av
 import numpy as np
 import pytest
 
 from storyhash_core import video as video_module
 from storyhash_core.errors import VideoReadError
-from storyhash_core.video import sample_frames, sample_rates, target_times
+from storyhash_core.video import sample_frames, sample_rates, target_times, to_rgb
 
 from .conftest import index_frames, write_folder, write_video
 
@@ -178,7 +179,10 @@ def test_rotation_tag_is_applied_like_ffmpeg(tmp_path, degrees):
     s = sample_frames(tagged, fps=None)
     h, w = (48, 32) if degrees % 180 else (32, 48)
     assert s.frames.shape == (12, h, w, 3)
-    np.testing.assert_array_equal(s.frames, _ffmpeg_frames(tagged, w, h))
+    # ffmpeg's own RGB conversion rounds a little differently (``video.to_rgb``); a wrong
+    # rotation would be off by far more
+    ffmpeg = _ffmpeg_frames(tagged, w, h).astype(int)
+    assert np.abs(s.frames.astype(int) - ffmpeg).max() <= 3
 
 
 def test_single_frame_video(tmp_path):
@@ -195,3 +199,28 @@ def test_zero_length_video(tmp_path):
         stream = container.add_stream("libx264", rate=10)
         stream.height, stream.width, stream.pix_fmt = 32, 48, "yuv420p"
     assert "empty.mp4" in _one_line_error(video)
+
+
+def _yuv_frame(fmt: str, y: int, u: int, v: int, w: int = 5, h: int = 3):
+    frame = av.VideoFrame(w, h, fmt)
+    for plane, value in zip(frame.planes, (y, u, v), strict=True):
+        plane.update(np.full(plane.buffer_size, value, np.uint8).tobytes())
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("fmt", "yuv", "rgb"),
+    [
+        ("yuv420p", (16, 128, 128), (0, 0, 0)),  # limited range: 16..235
+        ("yuv420p", (235, 128, 128), (255, 255, 255)),
+        ("yuv420p", (81, 90, 240), (255, 0, 0)),  # BT.601 red
+        ("yuv420p", (145, 54, 34), (0, 255, 0)),
+        ("yuvj420p", (100, 128, 128), (100, 100, 100)),  # full range: grey is Y
+        ("yuvj420p", (76, 85, 255), (254, 0, 0)),
+        ("yuv444p", (81, 90, 240), (255, 0, 0)),
+    ],
+)
+def test_yuv_frames_become_rgb_by_the_bt601_formula(fmt, yuv, rgb):
+    out = to_rgb(_yuv_frame(fmt, *yuv))
+    assert out.shape == (3, 5, 3) and out.dtype == np.uint8  # odd sizes keep their pixels
+    assert np.abs(out.astype(int) - rgb).max() <= 1

@@ -61,7 +61,7 @@ def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     rest of the factor (below 2) bilinear where it is at most 1.25, too small to alias (480p
     frames: 1.07), else by area. OpenCV's area resize is fast only for whole factors, so this
     matches a one-step area resize to within a grey level or so at a third of the cost."""
-    import cv2
+    from ..opencv import cv2
 
     h, w = frame.shape[:2]
     k = max(1, min(h, w) // size)

@@ -8,8 +8,9 @@ the baseline every learned backbone has to beat.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from ..opencv import cv2
 
 GRID = 32
 KEEP = 8

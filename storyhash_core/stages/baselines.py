@@ -1,13 +1,16 @@
 """Notebook 08: baselines and mitigation, scored like the configurations (against the detection
 gallery of :mod:`~storyhash_core.stages.scoring`, with distractor queries).
 
-- Baselines: pooling variants, frame-level Chamfer re-ranking of the exact top-k pooled
-  visual scores (what the index returns at this scale, where HNSW equals exact search), the
-  PDQ hash, and flip test-time augmentation on the query or the reference side ->
-  ``tables/baselines*``, ``tables/baselines_recall`` and ``baselines_uap`` (per transform ×
-  method), ``tables/flip_mitigation``, ``tables/baselines_costs``.
+- Baselines: pooling variants, frame-level Chamfer similarity (on every pair, and re-ranking
+  the exact top-k pooled visual scores), the PDQ hash, and flip test-time augmentation on the
+  query or the reference side -> ``tables/baselines*``, ``tables/baselines_recall`` and
+  ``baselines_uap`` (per transform × method), ``tables/flip_mitigation``; each method against
+  the visual baseline in one family, on the same scored pairs: the re-ranker against the
+  visual scores truncated to the same top-k (``visual_top<k>``).
 - Rotation mitigation: the rotation sweep with and without rotated query variants ->
-  ``tables/rotation_mitigation``, ``figures/rotation_mitigation``.
+  ``tables/rotation_mitigation``, ``figures/rotation_mitigation``; at the variants' own
+  angles and between them, with intervals and paired tests -> ``tables/rotation_mitigation_groups``,
+  ``rotation_mitigation_significance``.
 """
 
 from __future__ import annotations
@@ -18,16 +21,24 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, prose
-from ..comparison import evaluate, summarize
+from ..comparison import (
+    bootstrap_methods,
+    compare,
+    evaluate,
+    overall_with_ci,
+    source_clusters,
+    summarize,
+)
 from ..features import VideoFeatures, pool
 from ..fusion import fuse
 from ..pipeline import Output
 from ..plots import rotation_mitigation_figure, save_figure
 from ..report import write_table
+from ..significance import corrected
 from ..similarity import chamfer_matrix, inner_products, max_over_variants, rerank
 from ..transforms import rotation_sweep
 from .figures import angles, sweep_meta
-from .fuse import load_blocks
+from .fuse import Blocks, load_blocks
 from .inputs import (
     QUERY_FOLDER_FPS,
     extracted_backbone,
@@ -45,7 +56,14 @@ from .inputs import (
 )
 from .records import BaselinesRecord, RotationMitigationRecord
 from .run import Run
-from .scoring import configuration_matrices, detection_setup, report_methods
+from .scoring import (
+    DetectionSetup,
+    configuration_matrices,
+    detection_setup,
+    report_methods,
+    save_scores,
+    split_spread,
+)
 
 BASELINE = (
     "visual_padded"  # the visual block alone (= the padded ablation: zeros change no inner product)
@@ -75,9 +93,13 @@ class Baselines:
     significance_discussion: str
     recall: pd.DataFrame  # R@1 per transform × method
     uap: pd.DataFrame  # μAP per transform × method
+    splits: pd.DataFrame  # spread over distractor splits, per method
+    splits_discussion: str
     flips: pd.DataFrame
     flip_discussion: str
     rotation: pd.DataFrame
+    rotation_groups: pd.DataFrame  # at the variants' own angles and between them
+    rotation_tests: pd.DataFrame
     rotation_record: RotationMitigationRecord
     rotation_discussion: str
 
@@ -91,20 +113,28 @@ def run(run: Run) -> Baselines:
         run.table(n) for n in ("baselines_overall", "baselines_significance", "flip_mitigation")
     )
     costs = pd.Series(record.costs, name="value").to_frame()  # wall-clock: in run.json only
+    spread = run.table("baselines_splits_spread")
+    groups, rotation_tests = (
+        run.table(n) for n in ("rotation_mitigation_groups", "rotation_mitigation_significance")
+    )
     return Baselines(
         record,
         overall,
         costs,
-        prose.detection(overall),
+        prose.detection(overall, record),
         tests,
         prose.significance(tests),
         run.table("baselines_recall"),
         run.table("baselines_uap"),
+        spread,
+        prose.splits(spread, record),
         flips,
         prose.flip_mitigation(flips, record.costs),
         rotation[ROTATION_COLUMNS],
+        groups,
+        rotation_tests,
         rotation_record,
-        prose.rotation_mitigation(rotation),
+        prose.rotation_mitigation(rotation, groups, rotation_tests),
     )
 
 
@@ -119,40 +149,78 @@ def frames_of(features: list[VideoFeatures]) -> list[np.ndarray]:
 
 
 def baselines(run: Run, client) -> BaselinesRecord:
-    """Pooling variants, Chamfer re-ranking, PDQ and flip TTA beside the configurations."""
+    """Pooling variants, Chamfer, PDQ and flip TTA beside the configurations."""
     params = run.params
     blocks = load_blocks(run)
-    setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
+    meta = query_meta(run, blocks.query_ids)
+    setup = detection_setup(run, blocks.ref_ids, meta)
     files = run.table("files", "artifacts").set_index("id")["features"]
-    ref_frames = frames_of(load_cached([files[r] for r in setup.gallery], run.cache))
     query_features = load_cached([files[q] for q in blocks.query_ids], run.cache)
-    query_frames = frames_of(query_features)
-    poolings = {params.pooling, *params.baselines.poolings}
-    vectors = {m: (pooled(query_frames, m), pooled(ref_frames, m)) for m in poolings}
+    by_query, by_ref = _extra_features(run, client, blocks)
+    full = reference_matrices(run, blocks, query_features, by_query, by_ref)
 
-    matrices = configuration_matrices(run, blocks, setup.gallery)
-    visual = matrices.setdefault(BASELINE, inner_products(*vectors[params.pooling]))
+    def matrices_for(gallery: list[str]) -> dict[str, np.ndarray]:
+        columns = [blocks.ref_ids.index(r) for r in gallery]
+        out = configuration_matrices(run, blocks, gallery)  # its visual_padded stays
+        out |= {name: m[:, columns] for name, m in full.items() if name not in out}
+        k = params.baselines.chamfer_k
+        visual = out[BASELINE]
+        out[f"visual_top{k}"] = rerank(visual, visual, k)
+        out[f"visual_chamfer_top{k}"] = rerank(visual, out["visual_chamfer"], k)
+        return out
+
+    matrices = matrices_for(setup.gallery)
+    k = params.baselines.chamfer_k
+    configurations = set(params.evaluation.configurations)
+    pairs = [
+        (m, f"visual_top{k}" if m == f"visual_chamfer_top{k}" else BASELINE)
+        for m in matrices
+        if m not in configurations | {BASELINE, f"visual_top{k}"}
+    ]
+    fields, summary = report_methods(run, setup, matrices, "baselines", pairs)
+    split_spread(run, blocks.ref_ids, meta, matrices_for, "baselines")
+    write_table(
+        flip_mitigation(summary, BASELINE), run.path("tables", "flip_mitigation"), ("csv", "md")
+    )
+    order = list(dict.fromkeys(summary["transform"]))
+    for value, name in (("recall_at_1", "baselines_recall"), ("micro_ap", "baselines_uap")):
+        wide = summary.pivot(index="transform", columns="method", values=value).loc[
+            order, list(matrices)
+        ]
+        write_table(wide.reset_index(), run.path("tables", name), ("csv", "md"))
+    flips = flip_outputs(params, extracted_backbone(run))
+    costs = stage_costs(query_features, by_query) | {
+        "gallery_factor_flip_aug_reference": 1 + len(flips)
+    }
+    record = BaselinesRecord(**fields, methods=list(matrices), costs=costs)
+    run.record(record)
+    return record
+
+
+def reference_matrices(
+    run: Run, blocks: Blocks, queries: list[VideoFeatures], by_query: dict, by_ref: dict
+) -> dict[str, np.ndarray]:
+    """The baselines' similarities of every query to every reference (the configurations,
+    which fit the action scaler on a gallery, come per gallery): ``queries`` are the queries'
+    backbone features, ``by_query`` / ``by_ref`` the frame hash and flip variants."""
+    params = run.params
+    files = run.table("files", "artifacts").set_index("id")["features"]
+    ref_frames = frames_of(load_cached([files[r] for r in blocks.ref_ids], run.cache))
+    query_frames = frames_of(queries)
+    vectors = {
+        m: (pooled(query_frames, m), pooled(ref_frames, m))
+        for m in {params.pooling, *params.baselines.poolings}
+    }
+    out = {BASELINE: inner_products(*vectors[params.pooling])}
     for method in params.baselines.poolings:
         if method != params.pooling:
-            matrices[f"visual_{method}"] = inner_products(*vectors[method])
-    chamfer = chamfer_matrix(query_frames, ref_frames)
-    matrices[f"visual_chamfer_top{params.baselines.chamfer_k}"] = rerank(
-        visual, chamfer, params.baselines.chamfer_k
-    )
-    backbone = extracted_backbone(run)
-    hashed, flips = hash_outputs(params), flip_outputs(params, backbone)  # computed by notebook 01
-    corpus = reference_items(load_corpus(params, run.cache))
-    query_videos = {
-        q: (path, QUERY_FOLDER_FPS) for q, path in query_files(run, blocks.query_ids).items()
-    }
-    by_query = features_of(run, client, query_videos, hashed + flips, "query")
-    by_ref = features_of(
-        run, client, {r: corpus[r] for r in setup.gallery}, hashed + flips, "reference"
-    )
-    for spec, _ in hashed:
-        matrices[f"{spec.name}_chamfer"] = chamfer_matrix(
+            out[f"visual_{method}"] = inner_products(*vectors[method])
+    out["visual_chamfer"] = chamfer_matrix(query_frames, ref_frames)
+    for spec, _ in hash_outputs(params):
+        out[f"{spec.name}_chamfer"] = chamfer_matrix(
             frames_of(by_query[spec, ""]), frames_of(by_ref[spec, ""])
         )
+    flips = flip_outputs(params, extracted_backbone(run))
     if flips:
         query_pooled, ref_pooled = vectors[params.pooling]
         query_variants = [
@@ -163,27 +231,23 @@ def baselines(run: Run, client) -> BaselinesRecord:
             inner_products(query_pooled, pooled(frames_of(by_ref[f]), params.pooling))
             for f in flips
         ]
-        matrices["visual_flip_tta_query"] = max_over_variants([visual, *query_variants])
-        matrices["visual_flip_aug_reference"] = max_over_variants([visual, *ref_variants])
+        out["visual_flip_tta_query"] = max_over_variants([out[BASELINE], *query_variants])
+        out["visual_flip_aug_reference"] = max_over_variants([out[BASELINE], *ref_variants])
+    return out
 
-    fields, summary = report_methods(
-        run, setup, matrices, "baselines", [(m, BASELINE) for m in matrices if m != BASELINE]
-    )
-    write_table(
-        flip_mitigation(summary, BASELINE), run.path("tables", "flip_mitigation"), ("csv", "md")
-    )
-    order = list(dict.fromkeys(summary["transform"]))
-    for value, name in (("recall_at_1", "baselines_recall"), ("micro_ap", "baselines_uap")):
-        wide = summary.pivot(index="transform", columns="method", values=value).loc[
-            order, list(matrices)
-        ]
-        write_table(wide.reset_index(), run.path("tables", name), ("csv", "md"))
-    costs = stage_costs(query_features, by_query) | {
-        "gallery_factor_flip_aug_reference": 1 + len(flips)
+
+def _extra_features(run: Run, client, blocks: Blocks) -> tuple[dict, dict]:
+    """The frame hash and flipped variants of every query and reference (computed by notebook
+    01, read from the cache)."""
+    params = run.params
+    outputs = hash_outputs(params) + flip_outputs(params, extracted_backbone(run))
+    corpus = reference_items(load_corpus(params, run.cache))
+    query_videos = {
+        q: (path, QUERY_FOLDER_FPS) for q, path in query_files(run, blocks.query_ids).items()
     }
-    record = BaselinesRecord(**fields, methods=list(matrices), costs=costs)
-    run.record(record)
-    return record
+    by_query = features_of(run, client, query_videos, outputs, "query")
+    by_ref = features_of(run, client, {r: corpus[r] for r in blocks.ref_ids}, outputs, "reference")
+    return by_query, by_ref
 
 
 def stage_costs(
@@ -251,6 +315,55 @@ def rotation_mitigation(run: Run, client) -> tuple[pd.DataFrame, RotationMitigat
     table["angle"] = angles(table["transform"])
     write_table(table, run.path("tables", "rotation_mitigation"), ("csv", "md"))
     save_figure(rotation_mitigation_figure(table), run.path("figures", "rotation_mitigation"))
+    groups, tests = rotation_groups(run, setup, matrices)
+    write_table(groups, run.path("tables", "rotation_mitigation_groups"), ("csv", "md"))
+    write_table(tests, run.path("tables", "rotation_mitigation_significance"), ("csv", "md"))
+    save_scores(run, "rotation_mitigation", setup, matrices)
     record = RotationMitigationRecord(variants=params.mitigation.rotations, queries=len(queries))
     run.record(record)
     return table, record
+
+
+AT_VARIANTS, BETWEEN_VARIANTS = "at a variant's angle", "between variants"
+
+
+def angle_groups(transforms: pd.Series, variants: list[str]) -> np.ndarray:
+    """Per ``rotate_<a>`` query: ``unrotated`` (0°), :data:`AT_VARIANTS` (a variant rotating by
+    ``a`` in either direction undoes it, up to interpolation and the cut corners: the
+    mitigation is tested on its own grid) or :data:`BETWEEN_VARIANTS`."""
+    own = {abs(float(v.removeprefix("rot"))) for v in variants if v.startswith("rot")}
+    angle = np.abs(angles(transforms))
+    return np.where(
+        angle == 0, "unrotated", np.where(np.isin(angle, list(own)), AT_VARIANTS, BETWEEN_VARIANTS)
+    )
+
+
+def rotation_groups(
+    run: Run, setup: DetectionSetup, matrices: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """R@1 and μAP with source-bootstrap intervals, and the rotated variants against none
+    (one family of the two rotated groups), at the variants' own angles and between them."""
+    settings = run.params.detection
+    group = angle_groups(setup.meta["transform"], run.params.mitigation.rotations)
+    present = [g for g in (AT_VARIANTS, BETWEEN_VARIANTS) if (group == g).any()]
+    overall, tests = [], []
+    for name in present:
+        keep = group == name
+        meta, truth = setup.meta[keep].reset_index(drop=True), setup.truth[keep]
+        mine = {m: sims[keep] for m, sims in matrices.items()}
+        rows = evaluate(mine, truth, setup.gallery, meta)
+        clusters = source_clusters(meta, truth)
+        samples = bootstrap_methods(rows, mine, truth, clusters, settings.bootstrap, settings.seed)
+        label = {"angles": name, "transforms": " ".join(dict.fromkeys(meta["transform"]))}
+        summary = overall_with_ci(summarize(rows, mine, truth, []), samples)
+        overall.append(summary.assign(**label))
+        pair = [("visual_rotation_tta", BASELINE)]
+        tests.append(compare(rows, samples, pair, clusters, len(present)).assign(**label))
+    n_tests = len(present) * (2 if settings.bootstrap else 1)
+    if not overall:
+        empty = ["a", "b", "angles", "transforms", "r1_p"]
+        return pd.DataFrame(columns=["method", "angles", "transforms"]), corrected(
+            pd.DataFrame(columns=empty), n_tests
+        )
+    tests = corrected(pd.concat(tests, ignore_index=True), n_tests)
+    return pd.concat(overall, ignore_index=True), tests

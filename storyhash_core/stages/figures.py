@@ -4,8 +4,9 @@
   ``figures/flips``; paired by source (McNemar on R@1, Wilcoxon on the similarity) ->
   ``tables/flip_tests``.
 - Rotation: every query source rotated by each angle of ``figures.rotation_angles``, searched
-  in every index -> ``tables/rotation_sweep`` (and ``_per_query``), ``figures/rotation_sweep``;
-  fusion vs visual per angle (McNemar) -> ``tables/rotation_significance``.
+  against every configuration's gallery (exact rank, and the index's beside it) ->
+  ``tables/rotation_sweep`` (and ``_per_query``), ``figures/rotation_sweep``; fusion vs visual
+  per angle (paired test, one family) -> ``tables/rotation_significance``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from .. import metrics, prose
 from ..plots import flip_figure, rotation_figure, save_figure
 from ..queries import Query
 from ..report import write_table
-from ..significance import PairedHits, bonferroni, mcnemar_table
+from ..significance import Clusters, PairedHits, bonferroni, paired_table
 from .fuse import blocks_for, load_blocks
 from .inputs import extract_items, extracted_backbone, query_items, rotation_outputs, sweep_queries
 from .records import RotationSweepRecord
 from .run import Run
-from .scoring import search_configurations
+from .scoring import paired_tests, search_configurations
 
 FLIP_VALUES = ["recall_at_1", "sim_mean", "margin_mean"]
+WILCOXON_COLUMNS = ["sim_diff_median", "wilcoxon_p"]
 
 
 @dataclass
@@ -79,9 +81,10 @@ def flip_table(table1: pd.DataFrame) -> pd.DataFrame:
 
 
 def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
-    """flip_h (A) vs flip_v (B) of the same source videos, per configuration: McNemar on R@1
-    and the Wilcoxon signed-rank test on the similarity to the true reference, both
-    Bonferroni-corrected over the configurations."""
+    """flip_h (A) vs flip_v (B) of the same source videos, per configuration (one family):
+    the paired test on R@1 (exact McNemar: one query of each per source) and the exact
+    Wilcoxon signed-rank test on the similarity to the true reference (zero differences
+    dropped), one family: Bonferroni over both tests of every configuration."""
     from scipy.stats import wilcoxon
 
     comparisons, wilcoxons = [], []
@@ -98,33 +101,18 @@ def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
             "b": "flip_v",
             "sources": len(wide),
         }
-        comparisons.append(PairedHits(labels, hits["flip_h"].to_numpy(), hits["flip_v"].to_numpy()))
+        sources = Clusters.singletons(len(wide))  # one flip_h and one flip_v query per source
+        comparisons.append(
+            PairedHits(labels, hits["flip_h"].to_numpy(), hits["flip_v"].to_numpy(), sources)
+        )
         diff = wide["sim_true"]["flip_h"] - wide["sim_true"]["flip_v"]
-        wilcoxons.append(
-            {
-                "sim_diff_median": float(diff.median()),
-                "wilcoxon_p": float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0,
-            }
-        )
-    table = mcnemar_table(comparisons)
-    if len(table):
-        table = pd.concat([table, pd.DataFrame(wilcoxons)], axis=1)
-        table["wilcoxon_p_bonferroni"] = bonferroni(table["wilcoxon_p"])
+        exact = wilcoxon(diff, method="exact").pvalue if (diff != 0).any() else 1.0
+        wilcoxons.append({"sim_diff_median": float(diff.median()), "wilcoxon_p": float(exact)})
+    n_tests = 2 * len(comparisons)  # R@1 and the similarity, per configuration
+    table = paired_table(comparisons, ["configuration", "a", "b", "sources"], n_tests)
+    table = pd.concat([table, pd.DataFrame(wilcoxons, columns=WILCOXON_COLUMNS)], axis=1)
+    table["wilcoxon_p_bonferroni"] = bonferroni(table["wilcoxon_p"], n_tests)
     return table
-
-
-def paired_tests(rows: pd.DataFrame, a: str, b: str, by: str) -> pd.DataFrame:
-    """Configuration ``a`` vs ``b`` on the same queries, per value of ``by`` (e.g. the angle):
-    :func:`~storyhash_core.significance.mcnemar_table` (a query not retrieved is a miss)."""
-    comparisons = []
-    for value, part in rows[rows["configuration"].isin([a, b])].groupby(by, sort=True):
-        hits = part.assign(hit=part["rank"] <= 1).pivot(
-            index="query_id", columns="configuration", values="hit"
-        )
-        if {a, b} <= set(hits.columns):
-            labels = {by: value, "a": a, "b": b, "queries": len(hits)}
-            comparisons.append(PairedHits(labels, hits[a].to_numpy(bool), hits[b].to_numpy(bool)))
-    return mcnemar_table(comparisons)
 
 
 def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]:
@@ -144,7 +132,10 @@ def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]
     rows["angle"] = angles(rows["transform"])
     order = list(dict.fromkeys(meta["transform"]))
     table = metrics.summarize(
-        rows, "configuration", order, ["queries", "recall_at_1", "sim_mean", "margin_mean"]
+        rows,
+        "configuration",
+        order,
+        ["queries", "recall_at_1", "recall_at_1_index", "sim_mean", "margin_mean"],
     )
     table = table[table["transform"] != "overall"]
     table.insert(1, "angle", angles(table.pop("transform")))
@@ -153,7 +144,7 @@ def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]
     write_table(rows, run.path("tables", "rotation_sweep_per_query"))
     failed = len(queries) - len(files)
     record = RotationSweepRecord(
-        angles=params.figures.rotation_angles, queries=len(rows), failed=failed
+        angles=params.figures.rotation_angles, queries=len(files), failed=failed
     )
     run.record(record)
     return table, record

@@ -61,7 +61,7 @@ def run(run: Run) -> FuseRecord:
     record = FuseRecord(
         references=len(blocks.ref_ids),
         queries=len(blocks.query_ids),
-        widths={name: int(block.shape[1]) for name, block in ref_blocks.items()},
+        widths={name: int(ref_blocks[name].shape[1]) for name in BLOCKS if name in ref_blocks},
         action_share_mean=float(energy["action"].mean()) if "action" in energy else None,
     )
     run.record(record)

@@ -97,7 +97,10 @@ class DetectionRecord(StageRecord):
     held_out: list[str]
     queries: int
     distractor_queries: int
-    bootstrap: int
+    sources: int  # the clusters of every interval and test
+    bootstrap: int  # resamples of the sources
+    seed: int  # the distractor split of every table (and the bootstrap's seed)
+    splits: int  # distractor splits in tables/<stage>_splits (seeds seed, seed + 1, ...)
     overall: TableRows
     significance: TableRows
 

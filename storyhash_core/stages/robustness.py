@@ -1,11 +1,13 @@
 """Notebook 04: the paper's Table 1 and, beyond it, detection with distractor queries.
 
-- Table 1: every query searched in every configuration's index ->
-  ``tables/robustness_per_query``, ``table1`` (R@1/R@3 and similarity per transform),
-  ``table1_vs_paper`` (beside the paper's numbers), ``figures/table1_recall``.
+- Table 1: every query against every configuration's gallery, R@1/R@3 by exact search and,
+  beside it, from the saved index's ranking -> ``tables/robustness_per_query``, ``table1``
+  (R@1/R@3 and similarity per transform), ``table1_vs_paper`` (beside the paper's numbers),
+  ``table1_tests`` (fusion vs visual per transform, one family), ``figures/table1_recall``.
 - Detection: the configurations scored against the detection gallery
   (:mod:`~storyhash_core.stages.scoring`) -> ``tables/detection*`` (μAP, ROC AUC, TPR@FPR per
-  transform, bootstrap intervals, McNemar between configurations, the μAP pivot) and
+  transform, source-bootstrap intervals, paired tests between configurations, the μAP pivot,
+  the similarity matrices, the spread over distractor splits) and
   ``figures/score_distributions``.
 """
 
@@ -24,7 +26,14 @@ from .fuse import load_blocks
 from .inputs import query_meta, transform_order
 from .records import DetectionRecord, RobustnessRecord
 from .run import Run
-from .scoring import configuration_matrices, detection_setup, report_methods, search_configurations
+from .scoring import (
+    configuration_matrices,
+    detection_setup,
+    paired_tests,
+    report_methods,
+    search_configurations,
+    split_spread,
+)
 
 
 @dataclass
@@ -36,8 +45,10 @@ class Robustness:
     table1: pd.DataFrame
     versus_paper: pd.DataFrame | None  # None without paper_results.json
     latency: pd.DataFrame
+    table1_tests: pd.DataFrame  # fusion vs visual per transform
     detection_overall: pd.DataFrame
     detection_uap: pd.DataFrame  # μAP per transform × configuration
+    detection_splits: pd.DataFrame  # spread over distractor splits, per configuration
     discussion: str
     detection_discussion: str
 
@@ -53,6 +64,7 @@ def run(run: Run) -> Robustness:
     ).T  # wall-clock
     overall = run.table("detection_overall")
     uap = run.table("detection_uap")
+    spread = run.table("detection_splits_spread")
     per_transform = int(table1.loc[table1["transform"] != "overall", "queries"].max())
     discussion = prose.overall(table1, paper) + "\n\n" + prose.resolution_note(per_transform)
     return Robustness(
@@ -61,10 +73,12 @@ def run(run: Run) -> Robustness:
         table1,
         versus,
         latency,
+        run.table("table1_tests"),
         overall,
         uap,
+        spread,
         discussion,
-        prose.detection(overall),
+        prose.detection(overall, detection) + "\n\n" + prose.splits(spread, detection),
     )
 
 
@@ -81,6 +95,8 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
         write_table(
             beside_paper(table, paper), run.path("tables", "table1_vs_paper"), ("csv", "md", "tex")
         )
+    tests = paired_tests(rows, "fusion", "visual_padded", "transform", transform_order(run))
+    write_table(tests, run.path("tables", "table1_tests"), ("csv", "md"))
     save_figure(per_transform_heatmap(table), run.path("figures", "table1_recall"))
     overall = table[table["transform"] == "overall"].drop(columns="transform")
     record = RobustnessRecord(overall=overall.to_dict("records"), search_latency=latency)
@@ -95,6 +111,13 @@ def detection_stage(run: Run) -> DetectionRecord:
     matrices = configuration_matrices(run, blocks, setup.gallery)
     fields, summary = report_methods(
         run, setup, matrices, "detection", list(combinations(matrices, 2))
+    )
+    split_spread(
+        run,
+        blocks.ref_ids,
+        setup.meta,
+        lambda gallery: configuration_matrices(run, blocks, gallery),
+        "detection",
     )
     order = list(dict.fromkeys(summary["transform"]))
     uap = summary.pivot(index="transform", columns="method", values="micro_ap").loc[

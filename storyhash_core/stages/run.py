@@ -31,7 +31,8 @@ from ..params import (
     run_location,
 )
 
-TEXT_COLUMNS = ("error", "features", "tracks", "path")  # read as text even when every cell is empty
+# read as text even when every cell is empty (so are the intervals, ``*_ci``)
+TEXT_COLUMNS = ("error", "features", "tracks", "path")
 
 
 class StageRecord(BaseModel):
@@ -78,7 +79,7 @@ class Run:
             )
         df = pd.read_csv(path)
         text = df.select_dtypes(include=["object", "string"]).columns.union(
-            [c for c in TEXT_COLUMNS if c in df]
+            [c for c in df if c in TEXT_COLUMNS or c.endswith("_ci")]
         )
         for column in text:
             df[column] = df[column].astype(object).where(df[column].notna(), "")
@@ -122,9 +123,10 @@ class Run:
 def versions() -> dict[str, str]:
     """The versions of the libraries that shape the numbers."""
     import av
-    import cv2
     import faiss
     import onnxruntime
+
+    from ..opencv import cv2
 
     return {
         "storyhash": __version__,

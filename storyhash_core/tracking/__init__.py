@@ -25,7 +25,7 @@ from ..cache import ArtifactCache, atomic_path, spec_key
 from ..errors import StoryHashError
 from ..video import SampledFrames
 
-TRACK_VERSION = 2
+TRACK_VERSION = 4  # 4: decoded and tracked with the CPU-independent paths of ..opencv, ..video
 
 
 class TrackerError(StoryHashError):

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import functools
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..opencv import cv2
 from . import TrackerSpec, Tracks
 
 MAX_GAP = 2

@@ -13,9 +13,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..opencv import cv2
 from . import TrackerError, TrackerSpec, Tracks
 
 
