@@ -359,11 +359,10 @@ def rotation_groups(
         overall.append(summary.assign(**label))
         pair = [("visual_rotation_tta", BASELINE)]
         tests.append(compare(rows, samples, pair, clusters, len(present)).assign(**label))
-    n_tests = len(present) * (2 if settings.bootstrap else 1)
     if not overall:
         empty = ["a", "b", "angles", "transforms", "r1_p"]
         return pd.DataFrame(columns=["method", "angles", "transforms"]), corrected(
-            pd.DataFrame(columns=empty), n_tests
+            pd.DataFrame(columns=empty)
         )
-    tests = corrected(pd.concat(tests, ignore_index=True), n_tests)
-    return pd.concat(overall, ignore_index=True), tests
+    # each group's row is already corrected for the whole family (compare's ``family``)
+    return pd.concat(overall, ignore_index=True), pd.concat(tests, ignore_index=True)
