@@ -26,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 _CHUNK = 1 << 20
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+# the names :func:`atomic_path` and :func:`atomic_dir` give their temporary files and folders
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.(tmp|old)(\.\w+)?$")
+STALE_S = 86_400  # a temporary entry this old belongs to no live writer
 
 
 def file_digest(path: Path) -> str:
@@ -208,3 +213,17 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
         for leftover in (tmp, old):
             if leftover.exists():
                 shutil.rmtree(leftover)
+
+
+def sweep_temporary(root: Path, older_than_s: float = STALE_S) -> int:
+    """Delete the temporary files and folders of writers that died (killed before their
+    ``finally`` ran) under ``root``, if older than ``older_than_s``; return how many."""
+    cutoff, swept = time.time() - older_than_s, 0
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if TEMPORARY.match(name) and path.lstat().st_mtime < cutoff:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                swept += 1
+        dirs[:] = [d for d in dirs if not TEMPORARY.match(d)]
+    return swept

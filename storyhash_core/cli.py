@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import StoryHashError
+from .errors import Interrupted, StoryHashError
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -63,9 +63,30 @@ def _manifest(args: argparse.Namespace) -> None:
 def _query(args: argparse.Namespace) -> None:
     from .query import rank_video
 
-    ranked = rank_video(Path(args.video), Path(args.index), args.k, args.folder_fps, args.cache)
-    for rank, (video_id, score) in enumerate(ranked, 1):
+    ranking = rank_video(
+        Path(args.video),
+        Path(args.index),
+        args.k,
+        args.folder_fps,
+        args.cache,
+        args.visual_fallback,
+    )
+    for rank, (video_id, score) in enumerate(ranking.hits, 1):
         print(f"{rank:3d}  {score:.4f}  {video_id}")
+    sys.stdout.flush()  # the hits, then the notes on them
+    for note in ranking.notes:
+        print(f"storyhash: note: {note}", file=sys.stderr)
+
+
+def _positive(value: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {number})")
+    return number
 
 
 def _check_reproducible(args: argparse.Namespace) -> None:
@@ -137,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .download import DAVIS_2017_URL
 
     p = argparse.ArgumentParser(prog="storyhash", description=__doc__)
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (before the command)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(
@@ -196,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="outputs/real/indexes/fusion",
         help="index folder a study saved (default: %(default)s)",
     )
-    s.add_argument("-k", type=int, default=5, help="how many results (default: 5)")
+    s.add_argument("-k", type=_positive, default=5, help="how many results (default: 5)")
+    s.add_argument(
+        "--visual-fallback",
+        action="store_true",
+        help="rank a query too short to track any motion by the visual index beside --index",
+    )
     s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
     s.add_argument(
         "--cache",
@@ -259,12 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an input error is one line and exit code 2, Ctrl-C one line and 130
+    (``--debug``: the traceback instead)."""
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except StoryHashError as exc:
-        print(f"storyhash: error: {exc}", file=sys.stderr)
-        return 2
+    except (StoryHashError, KeyboardInterrupt) as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, KeyboardInterrupt):
+            exc = Interrupted("stopped (Ctrl-C)")
+        stopped = isinstance(exc, Interrupted)
+        print(f"storyhash: {'' if stopped else 'error: '}{exc}", file=sys.stderr)
+        return 130 if stopped else 2
     return 0
 
 

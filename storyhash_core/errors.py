@@ -35,3 +35,15 @@ class ParamsError(StoryHashError):
 
 class DownloadError(StoryHashError):
     """A download failed, or its result does not match the expected size or checksum."""
+
+
+class IndexFileError(StoryHashError):
+    """A saved index folder is missing, damaged, or was made another way than the query."""
+
+
+class FolderError(StoryHashError):
+    """A cache or output folder cannot be created or written."""
+
+
+class Interrupted(StoryHashError):
+    """The user stopped a run (Ctrl-C); the message says where and how to resume."""

@@ -9,7 +9,8 @@ codes (FAISS ``IndexIVFPQ``), trained on a seeded sample and filled shard by sha
 ``rerank`` candidates are re-scored exactly against the float32 vectors (:class:`Reranked`),
 which a loaded index memory-maps from disk: memory holds the codes, disk the vectors.
 A saved index is a folder: ``index.faiss``, ``vectors.npy`` (re-ranked indexes only),
-``ids.json`` (row -> video id) and ``meta.json`` (how the vectors were made, for the query command).
+``ids.json`` (row -> video id) and ``meta.json`` (how the vectors were made, for the query
+command: configuration, backbone, pooling, sampling rate, dimension, feature version).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .cache import atomic_dir
-from .errors import StoryHashError
+from .errors import IndexFileError
 
 
 class IndexSpec(BaseModel):
@@ -179,24 +180,58 @@ def save_index(
             np.save(tmp / "vectors.npy", np.asarray(index.vectors, dtype=np.float32))
         faiss.write_index(faiss_index(index), str(tmp / "index.faiss"))
         (tmp / "ids.json").write_text(json.dumps(ids))
+        meta = meta | {"dimension": faiss_index(index).d}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
+REBUILD = "rebuild it: storyhash study --params <its params> --only 03_index"
+
+
+def damaged(folder: Path, what: str) -> IndexFileError:
+    """The error for an index folder whose ``what`` is wrong."""
+    return IndexFileError(f"index {folder} is damaged: {what}; {REBUILD}")
+
+
+def _read_json(folder: Path, name: str) -> Any:
+    path = folder / name
+    if not path.is_file():
+        raise damaged(folder, f"{name} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise damaged(folder, f"{name} is not valid JSON ({reason})") from None
+
+
 def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[str, Any]]:
+    """The index of a folder :func:`save_index` wrote, its ids and its metadata; a missing,
+    cut or inconsistent file is an :class:`IndexFileError` naming it."""
     if not (folder / "index.faiss").is_file():
-        raise StoryHashError(f"no index in {folder} (run the study first; it saves <run>/index)")
-    index = faiss.read_index(str(folder / "index.faiss"))
-    ids = json.loads((folder / "ids.json").read_text())
-    meta = json.loads((folder / "meta.json").read_text())
+        raise IndexFileError(f"no index in {folder} (run the study first; it saves <run>/indexes)")
+    ids, meta = _read_json(folder, "ids.json"), _read_json(folder, "meta.json")
+    try:
+        index = faiss.read_index(str(folder / "index.faiss"))
+    except RuntimeError:
+        raise damaged(
+            folder, "index.faiss cannot be read (cut short, or not a FAISS file)"
+        ) from None
+    if not (isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids)):
+        raise damaged(folder, "ids.json is not a non-empty list of video ids")
+    if len(ids) != index.ntotal:
+        raise damaged(folder, f"ids.json lists {len(ids)} videos, index.faiss holds {index.ntotal}")
+    if not isinstance(meta, dict) or "dimension" not in meta:
+        raise damaged(folder, "meta.json records no dimension")
+    if meta["dimension"] != index.d:
+        raise damaged(
+            folder, f"meta.json says {meta['dimension']} dimensions, index.faiss has {index.d}"
+        )
     if hasattr(index, "hnsw") and "ef_search" in meta.get("index", {}):
         index.hnsw.efSearch = meta["index"]["ef_search"]
     if meta.get("index", {}).get("kind") == "ivfpq":
         faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
         if meta["index"].get("rerank"):
             if not (folder / "vectors.npy").is_file():
-                raise StoryHashError(
-                    f"{folder} is a re-ranked index without vectors.npy: save the index again"
-                )
+                raise damaged(folder, "vectors.npy of a re-ranked index is missing")
             index = Reranked(
                 index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"]
             )

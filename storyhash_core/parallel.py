@@ -7,6 +7,7 @@ result and every failure (with its error) — nothing is silently dropped."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dask.distributed import Client, LocalCluster, as_completed
+from dask.distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
@@ -48,6 +49,14 @@ class Failure:
     error: str
 
 
+class QuietCancellation(WorkerPlugin):
+    """Workers do not warn about tasks cancelled because the run stopped (Ctrl-C, a failed
+    stage): the run itself says where it stopped."""
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
 @contextmanager
 def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     """A client for ``config``; a local cluster is started and closed with the block. Prints
@@ -64,6 +73,7 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
             else {"address": config.address}
         )
         with Client(**where, timeout=30) as client:
+            client.register_plugin(QuietCancellation())
             print(
                 f"Dask: scheduler {client.scheduler.address},"
                 f" {len(client.scheduler_info()['workers'])} worker(s) now,"
@@ -82,12 +92,22 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         ) as cluster,
         Client(cluster) as client,
     ):
+        client.register_plugin(QuietCancellation())
         print(
             f"Dask: local cluster of {n_workers} worker(s)"
             f" × {config.threads_per_worker} thread(s), dashboard {client.dashboard_link}",
             flush=True,
         )
         yield client
+
+
+def _refusing(fn: Callable[..., Any], item: Any, **kwargs: Any) -> Any:
+    """``fn(item, **kwargs)``, an input error returned as a :class:`Failure` (its key filled in
+    by :func:`run_batch`): a bad video is a row of the run, not an error in Dask's logs."""
+    try:
+        return fn(item, **kwargs)
+    except StoryHashError as exc:
+        return Failure("", f"{type(exc).__name__}: {exc}")
 
 
 def run_batch(
@@ -103,7 +123,8 @@ def run_batch(
 
     ``cached(item)``, if given, is asked first, in this process: its result (not None) answers
     an item that needs no work, so a cache hit costs no task. If it raises, the item goes to
-    its task, which meets the same error and records it.
+    its task, which meets the same error and records it. An input error
+    (:class:`StoryHashError`) is recorded quietly; any other exception also reaches Dask's log.
     """
     results: dict[str, Any] = {}
     todo = []
@@ -118,7 +139,7 @@ def run_batch(
             results[key] = hit
     if cached is not None:
         desc = f"{desc} ({len(results)} cached)"
-    futures = {client.submit(fn, item, pure=False, **kwargs): key for item, key in todo}
+    futures = {client.submit(_refusing, fn, item, pure=False, **kwargs): key for item, key in todo}
     failures: list[Failure] = []
     # in a terminal the bar redraws often; in logs and notebooks every 10 s is enough
     with tqdm(
@@ -129,8 +150,10 @@ def run_batch(
             if future.status == "error":
                 exc = future.exception()
                 failures.append(Failure(key, f"{type(exc).__name__}: {exc}"))
+            elif isinstance(result := future.result(), Failure):
+                failures.append(Failure(key, result.error))
             else:
-                results[key] = future.result()
+                results[key] = result
             future.release()
             bar.update()
     return results, sorted(failures, key=lambda f: f.key)

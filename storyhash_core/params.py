@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .augment import check_variant
 from .backbones import BackboneSpec
 from .cache import is_url, mirror_root
-from .errors import ParamsError
+from .errors import ParamsError, TransformError
 from .fusion import CONFIGURATIONS
 from .index import IndexSpec
 from .parallel import ClusterConfig
 from .synthetic import SyntheticSpec
 from .tracking import TrackerSpec
+from .transforms import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,6 +139,15 @@ class StudyParams(_Strict):
     )
     cluster: ClusterConfig = ClusterConfig()
 
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, value: list[str] | str) -> list[str] | str:
+        try:
+            resolve(value)
+        except TransformError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _motion_for_motion_blocks(self) -> StudyParams:
         if not self.motion.enabled:
@@ -211,7 +221,9 @@ def load_params(path: str | Path) -> StudyParams:
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"]).removeprefix(
+                "Value error, "
+            )
             for e in exc.errors()
         )
         raise ParamsError(f"params file {path}: {problems}") from None

@@ -14,6 +14,8 @@ from .cache import ArtifactCache, atomic_path, spec_key
 from .tracking import Tracks
 from .video import sample_frames
 
+THUMBNAIL_VERSION = 2  # 2: frames converted to RGB by video.to_rgb (1: by swscale, CPU-dependent)
+
 
 def _subplots(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[Figure, object]:
     """A figure of its own (no pyplot state: nothing to close, no backend to pick), and its axes."""
@@ -28,7 +30,9 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     for fmt in ("png", "pdf"):
         path = stem.with_suffix(f".{fmt}")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format=fmt, dpi=150)
+            # no creation date in a PDF: a rerun writes the same bytes
+            metadata = {"CreationDate": None} if fmt == "pdf" else {}
+            fig.savefig(tmp, bbox_inches="tight", format=fmt, dpi=150, metadata=metadata)
         out.append(path)
     return out
 
@@ -125,7 +129,11 @@ def thumbnail(path: str | Path, height: int, cache: ArtifactCache) -> np.ndarray
 
     path = cache.fetch(path)  # a query video is a cache entry
     out = cache.path(
-        "thumbnails", spec_key(source=cache.digest(path), height=height, frame="middle"), ".png"
+        "thumbnails",
+        spec_key(
+            source=cache.digest(path), height=height, frame="middle", version=THUMBNAIL_VERSION
+        ),
+        ".png",
     )
     if cache.exists(out):
         return cv2.cvtColor(cv2.imread(str(cache.fetch(out))), cv2.COLOR_BGR2RGB)

@@ -8,17 +8,30 @@ in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file``
 notebooks' times). A failing cell stops the run with the notebook and the cell in the error; the
 partly executed notebook is kept for inspection. With ``output_dir`` at an fsspec URL the run
 folder is written locally and uploaded after every notebook, the failing one included.
+
+Before the first kernel starts, :func:`~storyhash_core.preflight.preflight` checks the folders
+and the corpus. Each kernel's own output (and its Dask workers') goes to
+``<run_dir>/logs/<notebook>.log``, not the terminal. Ctrl-C interrupts the running cell, so the
+kernel closes its cluster and stops; the run ends with one line saying where.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
+
+import pandas as pd
+import psutil
 
 from .cache import atomic_path, fetch_tree, publish_tree
-from .errors import StoryHashError
+from .errors import Interrupted, StoryHashError
 from .params import PROJECT_ROOT, load_params, run_location
+from .preflight import preflight
 
 NOTEBOOKS = (
     "01_extract",
@@ -56,6 +69,46 @@ def record_timing(record_path: Path, notebook: str, seconds: float) -> None:
         tmp.write_text(json.dumps(record, indent=2, default=str))
 
 
+@contextmanager
+def interrupts_to_kernel() -> Iterator[None]:
+    """While the block runs, Ctrl-C interrupts the kernel's cell (which then closes its Dask
+    cluster and fails as a cell does) instead of tearing papermill down mid-message; a second
+    Ctrl-C interrupts this process."""
+
+    def forward(signum, frame) -> None:
+        signal.signal(signal.SIGINT, previous)
+        for kernel in psutil.Process().children():
+            with suppress(psutil.Error):
+                kernel.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def logged_kernel(log: IO) -> type:
+    """A kernel manager whose kernel writes its own stdout and stderr (and its Dask workers')
+    to ``log``, not to the terminal: asyncio's notes on a kernel shut down mid-task, worker
+    messages."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            return await super()._async_pre_start_kernel(**kw | {"stdout": log, "stderr": log})
+
+    return LoggedKernelManager
+
+
+def report_failures(table: Path, since: float) -> None:
+    """One line for the videos a notebook recorded as failed (``table`` written after ``since``)."""
+    if table.is_file() and table.stat().st_mtime > since:
+        failed = len(pd.read_csv(table))
+        if failed:
+            print(f"[storyhash] {failed} video(s) failed; their errors are in {table}", flush=True)
+
+
 def run_notebooks(
     params_file: str | Path,
     notebooks: tuple[str, ...] = NOTEBOOKS,
@@ -66,30 +119,44 @@ def run_notebooks(
 
     params_file = Path(params_file).resolve()
     params = load_params(params_file)
+    swept = preflight(params)
+    if swept:
+        print(f"[storyhash] removed {swept} temporary file(s) of runs killed a day or more ago")
     run_dir, url = run_location(params)
     if url and not (run_dir / "run.json").is_file() and fetch_tree(url, run_dir):
         print(f"[storyhash] continuing the run at {url} (downloaded to {run_dir})", flush=True)
     rendered = run_dir / "notebooks"
     rendered.mkdir(parents=True, exist_ok=True)
+    resume = f"the cache keeps finished work, so the same command resumes ({params_file.name})"
     for name in notebooks:
         target = rendered / f"{name}.ipynb"
         print(f"[storyhash] {name} -> {target}", flush=True)
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
+        log = run_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(exist_ok=True)
         try:
-            pm.execute_notebook(
-                str(source / f"{name}.ipynb"),
-                str(target),
-                cwd=str(source),
-                parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
-                progress_bar=True,
-                log_output=False,
-                kernel_name="python3",
-            )
+            with interrupts_to_kernel(), open(log, "w") as kernel_log:
+                pm.execute_notebook(
+                    str(source / f"{name}.ipynb"),
+                    str(target),
+                    cwd=str(source),
+                    parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
+                    progress_bar=True,
+                    log_output=False,
+                    kernel_name="python3",
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
+                    kernel_manager_class=logged_kernel(kernel_log),
+                )
+            report_failures(run_dir / "tables" / "failed_videos.csv", started)
         except pm.PapermillExecutionError as exc:
+            if exc.ename == "KeyboardInterrupt":
+                raise Interrupted(f"stopped in {name}, cell {exc.exec_count}; {resume}") from None
             raise NotebookError(
                 f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
-                f"{exc.evalue.splitlines()[0] if exc.evalue else ''}"
+                f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (kernel log: {log})"
             ) from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"stopped in {name}; {resume}") from None
         finally:
             record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
             if target.is_file():

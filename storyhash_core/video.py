@@ -96,10 +96,29 @@ def sample_rates(
     return out
 
 
+# what a complete file ends with (after at most a little padding): JPEG's end-of-image
+# marker, PNG's IEND chunk. libjpeg decodes a cut JPEG with a warning and grey rows.
+_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+_TAIL = 64  # bytes searched for the end marker
+
+
+def is_complete_image(file: Path) -> bool:
+    """Whether an image file ends as a complete JPEG or PNG does (a cut copy does not)."""
+    marker = _END_MARKERS.get(file.suffix.lower())
+    if marker is None:
+        return True
+    with open(file, "rb") as f:
+        f.seek(max(0, file.stat().st_size - _TAIL))
+        return marker in f.read()
+
+
 def _read_image(file: Path) -> np.ndarray:
+    fix = "replace or remove the frame"
+    if not is_complete_image(file):
+        raise VideoReadError(file, "truncated image (no end marker)", fix)
     image = cv2.imread(str(file), cv2.IMREAD_COLOR)
     if image is None:
-        raise VideoReadError(file, "corrupt or unreadable image", "replace or remove the frame")
+        raise VideoReadError(file, "corrupt or unreadable image", fix)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -1,4 +1,5 @@
 import json
+import time
 
 import cv2
 import numpy as np
@@ -239,3 +240,20 @@ def test_prose_cites_the_paper_numbers_it_is_given(tmp_path):
     assert "fusion 97.0 % vs CLIP-only 95.0 %" in prose.rotation(table1(), None, paper)
     assert "the paper reports 98.5 %" in prose.overall(table1(), paper)
     assert "no paper numbers" in prose.flips(flip_table(table1()), None)
+
+
+def test_a_figure_saved_twice_is_the_same_bytes(tmp_path):
+    ablation = pd.DataFrame(
+        {
+            "configuration": ["fusion", "visual_padded"],
+            "recall_at_1": [0.8, 0.9],
+            "sim_mean": [0.7, 0.8],
+            "margin_mean": [0.1, 0.2],
+        }
+    )
+    files = []
+    for name in ("a", "b"):
+        files.append(plots.save_figure(plots.ablation_figure(ablation), tmp_path / name))
+        time.sleep(1.1)  # a PDF creation date would differ by now
+    for first, second in zip(*files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.suffix

@@ -185,11 +185,13 @@ def test_a_query_gets_the_studys_vector_through_the_studys_pipeline(tmp_path, cl
     cached = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
     for configuration in ("fusion", "visual_padded"):
         index = run.path("indexes", configuration)
-        (top_id, score), *_ = rank_video(path, index, k=3, cache_dir=str(tmp_path / "cache"))
+        ranking = rank_video(path, index, k=3, cache_dir=str(tmp_path / "cache"))
+        (top_id, score), *_ = ranking.hits
         study = rows.loc[(configuration, query_id)]
         assert top_id == study["top1_id"] and score == pytest.approx(study["top1_sim"], abs=1e-6)
+        assert ranking.notes == [] and ranking.index_dir == index
         fresh = rank_video(path, index, k=3, cache_dir=str(tmp_path / "elsewhere"))
-        assert fresh[0] == (top_id, pytest.approx(score, abs=1e-6))  # recomputed: the same
+        assert fresh.hits[0] == (top_id, pytest.approx(score, abs=1e-6))  # recomputed: the same
     assert sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file()) == cached  # all reused
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..cache import ArtifactCache
 from ..corpus import Video
+from ..errors import StoryHashError
 from ..params import portable_backbone
 from ..plots import save_image, track_strip
 from ..queries import generate_queries
@@ -60,6 +61,9 @@ def extract(run: Run, client) -> ExtractRecord:
     transforms_s = clock()
     extra = hash_outputs(params) + flip_outputs(params, backbone)
     refs = extract_items(run, client, backbone, reference_items(videos), "reference", extra)
+    if (refs["error"] != "").all():
+        first = "; ".join(f"{r.id}: {r.error}" for r in refs.head(2).itertuples())
+        raise StoryHashError(f"every one of the {len(refs)} references failed, first {first}")
     probes = extract_items(run, client, backbone, query_items(queries), "query", extra)
     files = pd.concat([refs, probes], ignore_index=True)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..features import FEATURE_VERSION
 from ..fusion import fuse
 from ..index import build_index, save_index
 from ..report import write_table
+from ..tracking import TRACK_VERSION
 from .fuse import load_blocks
 from .records import ExtractRecord, IndexEntry, IndexRecord
 from .run import Run, Stopwatch
@@ -32,10 +34,12 @@ def run(run: Run) -> pd.DataFrame:
             "sampling_fps": params.sampling.fps,
             "index": params.index.model_dump(),
             "weights": params.evaluation.weights,
+            "feature_version": FEATURE_VERSION,
         }
         if blocks.scaler is not None:
             meta["motion"] = {
                 "tracker": params.motion.tracker.model_dump(),
+                "track_version": TRACK_VERSION,
                 "action_low": blocks.scaler.low.tolist(),
                 "action_high": blocks.scaler.high.tolist(),
             }
