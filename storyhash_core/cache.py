@@ -31,7 +31,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -211,19 +211,25 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
                 raise
     finally:
         for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
-def sweep_temporary(root: Path, older_than_s: float = STALE_S) -> int:
+def sweep_temporary(root: Path, older_than_s: float = STALE_S, depth: int = 3) -> int:
     """Delete the temporary files and folders of writers that died (killed before their
-    ``finally`` ran) under ``root``, if older than ``older_than_s``; return how many."""
+    ``finally`` ran) up to ``depth`` levels under ``root`` (where the cache and a run folder
+    keep their entries), if older than ``older_than_s``; return how many. Safe beside live
+    writers: theirs are younger, and one renamed away meanwhile is skipped."""
     cutoff, swept = time.time() - older_than_s, 0
     for folder, dirs, files in os.walk(root):
+        level = len(Path(folder).relative_to(root).parts)
         for name in [*dirs, *files]:
             path = Path(folder, name)
-            if TEMPORARY.match(name) and path.lstat().st_mtime < cutoff:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                swept += 1
-        dirs[:] = [d for d in dirs if not TEMPORARY.match(d)]
+            with suppress(FileNotFoundError):
+                if TEMPORARY.match(name) and path.lstat().st_mtime < cutoff:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink()
+                    swept += 1
+        dirs[:] = [d for d in dirs if not TEMPORARY.match(d) and level + 1 < depth]
     return swept

@@ -154,17 +154,30 @@ def _cluster(args: argparse.Namespace) -> None:
             print("stopping the cluster", flush=True)
 
 
+_DEBUG = argparse.ArgumentParser(add_help=False)
+_DEBUG.add_argument(
+    "--debug", action="store_true", default=argparse.SUPPRESS, help="show an error's traceback"
+)
+
+
+def _command(group, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand's parser, which takes ``--debug`` too."""
+    return group.add_parser(name, parents=[_DEBUG], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .download import DAVIS_2017_URL
 
-    p = argparse.ArgumentParser(prog="storyhash", description=__doc__)
-    p.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error (before the command)"
+    p = argparse.ArgumentParser(
+        prog="storyhash",
+        description="Run the StoryHash study, make data, apply transforms, rank a video."
+        " A bad input ends in one line on stderr and exit code 2; Ctrl-C in one line and 130.",
     )
+    p.add_argument("--debug", action="store_true", help="show an error's traceback")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser(
-        "study", help="run the notebook sequence headlessly (papermill) for a params file"
+    s = _command(
+        sub, "study", help="run the notebook sequence headlessly (papermill) for a params file"
     )
     s.add_argument(
         "--params", default="params/default.yaml", help="YAML params (default: %(default)s)"
@@ -177,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=_study)
 
-    s = sub.add_parser(
+    s = _command(
+        sub,
         "check-reproducible",
         help="rerun a committed run into a scratch folder and compare every table",
         description="Rerun the notebook sequence of --params into a scratch folder"
@@ -203,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=_check_reproducible)
 
-    s = sub.add_parser(
+    s = _command(
+        sub,
         "diff-tables",
         help="which table files of two run folders are byte-identical",
         description="Compare tables/* (CSV, Markdown, LaTeX) of two run folders byte for byte"
@@ -213,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("second", help="another run folder")
     s.set_defaults(fn=_diff_tables)
 
-    s = sub.add_parser("query", help="rank a video file or frame folder against a saved index")
+    s = _command(
+        sub,
+        "query",
+        help="rank a video file or frame folder against a saved index",
+        description="Rank a video against an index a study saved, through the study's own"
+        " pipeline and cache. Prints rank, similarity and video id; notes on stderr say when"
+        " the query is too short for motion or the list is shorter than -k.",
+    )
     s.add_argument("video", help="video file or frame folder (24 fps)")
     s.add_argument(
         "--index",
@@ -234,18 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=_query)
 
-    s = sub.add_parser("transforms", help="list the paper's 14 transforms and their ffmpeg filters")
+    s = _command(sub, "transforms", help="list the paper's 14 transforms and their ffmpeg filters")
     s.set_defaults(fn=_transforms)
 
-    s = sub.add_parser("transform", help="apply named transforms to one video or frame folder")
+    s = _command(sub, "transform", help="apply named transforms to one video or frame folder")
     s.add_argument("src", help="video file or frame folder")
     s.add_argument("name", nargs="+", help="transform names, 'paper' for all 14, or rotate_<deg>")
     s.add_argument("--out", default=".", help="output folder (default: current)")
     s.add_argument("--folder-fps", type=float, default=24.0, help="frame-folder rate (default: 24)")
     s.set_defaults(fn=_transform)
 
-    s = sub.add_parser(
-        "cluster", help="start a Dask cluster on SLURM (dask-jobqueue) for study runs to connect to"
+    s = _command(
+        sub,
+        "cluster",
+        help="start a Dask cluster on SLURM (dask-jobqueue) for study runs to connect to",
     )
     s.add_argument(
         "--config", default="deploy/slurm.yaml", help="jobqueue YAML (default: %(default)s)"
@@ -264,21 +288,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the worker job script and exit")
     s.set_defaults(fn=_cluster)
 
-    data = sub.add_parser("data", help="make or fetch a corpus").add_subparsers(
+    data = _command(sub, "data", help="make or fetch a corpus").add_subparsers(
         dest="what", required=True
     )
-    s = data.add_parser("synthetic", help="write the embedded synthetic corpus to a folder")
+    s = _command(data, "synthetic", help="write the embedded synthetic corpus to a folder")
     s.add_argument("--out", required=True)
     s.add_argument("--n-videos", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=_synthetic)
-    s = data.add_parser("davis", help="download and unpack DAVIS-2017 trainval 480p (resumable)")
+    s = _command(data, "davis", help="download and unpack DAVIS-2017 trainval 480p (resumable)")
     s.add_argument("--root", default="data/davis", help="download folder (default: %(default)s)")
     s.add_argument("--url", default=DAVIS_2017_URL, help="archive URL (default: the official one)")
     s.add_argument("--sha256", default=None, help="expected SHA-256 of the archive, if known")
     s.set_defaults(fn=_davis)
 
-    s = sub.add_parser("manifest", help="scan a DAVIS root or folder of clips into a manifest.csv")
+    s = _command(sub, "manifest", help="scan a DAVIS root or folder of clips into a manifest.csv")
     s.add_argument("folder")
     s.add_argument("--out", help="manifest path (default: <folder>/manifest.csv)")
     s.add_argument("--fps", type=float, default=24.0, help="frame-folder rate (default: 24)")

@@ -41,8 +41,9 @@ def load_manifest(manifest: str | Path) -> list[Video]:
     if not manifest.is_file():
         raise ManifestError(f"manifest {manifest} not found (give the path to a manifest.csv)")
     with open(manifest, newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = rows[0].keys() if rows else []
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    columns = reader.fieldnames or []
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ManifestError(

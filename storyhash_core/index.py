@@ -219,9 +219,11 @@ def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[st
         raise damaged(folder, "ids.json is not a non-empty list of video ids")
     if len(ids) != index.ntotal:
         raise damaged(folder, f"ids.json lists {len(ids)} videos, index.faiss holds {index.ntotal}")
-    if not isinstance(meta, dict) or "dimension" not in meta:
-        raise damaged(folder, "meta.json records no dimension")
-    if meta["dimension"] != index.d:
+    if not isinstance(meta, dict):
+        raise damaged(folder, "meta.json does not hold a mapping of keys to values")
+    if "dimension" not in meta:
+        raise damaged(folder, "meta.json records no dimension (saved by an older storyhash)")
+    if meta["dimension"] != index.d or not isinstance(meta["dimension"], int):
         raise damaged(
             folder, f"meta.json says {meta['dimension']} dimensions, index.faiss has {index.d}"
         )

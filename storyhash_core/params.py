@@ -139,9 +139,13 @@ class StudyParams(_Strict):
     )
     cluster: ClusterConfig = ClusterConfig()
 
-    @field_validator("transforms")
+    @field_validator("transforms", mode="before")
     @classmethod
-    def _known_transforms(cls, value: list[str] | str) -> list[str] | str:
+    def _known_transforms(cls, value: object) -> object:
+        if not (
+            value == "paper" or isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError(f"give 'paper' or a list of transform names (got {value!r})")
         try:
             resolve(value)
         except TransformError as exc:

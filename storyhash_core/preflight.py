@@ -50,6 +50,7 @@ def check_corpus(params: StudyParams) -> None:
 def preflight(params: StudyParams) -> int:
     """Check what a study needs before it starts; return how many stale temporary files
     were swept from the cache and the run folder."""
+    check_corpus(params)
     swept = 0
     cache = resolve_location(params.cache_dir)
     if not is_url(cache):
@@ -58,5 +59,4 @@ def preflight(params: StudyParams) -> int:
     run_dir, url = run_location(params)
     check_writable(run_dir, "run folder" if url else "output folder", "output_dir in the params")
     swept += sweep_temporary(run_dir)
-    check_corpus(params)
     return swept

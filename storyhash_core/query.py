@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .backbones import BackboneSpec
 from .cache import is_url
 from .errors import IndexFileError, StoryHashError
 from .features import FEATURE_VERSION, load_features
 from .fusion import CONFIGURATIONS, fuse
-from .index import damaged, load_index, search
-from .motion import MinMax, motion_blocks
+from .index import damaged, faiss_index, load_index, search
+from .motion import ACTION_NAMES, MinMax, motion_blocks
 from .params import local_backbone, resolve_location
 from .pipeline import VideoJob, process_video
 from .preflight import check_writable
@@ -29,7 +31,41 @@ from .tracking import TRACK_VERSION, TrackerSpec, Tracks, load_tracks
 
 DEFAULT_CACHE = ".cache/storyhash"  # the params' default cache_dir
 MOTION_FRAMES = 3  # acceleration and direction consistency need three tracked frames
-RECIPE = ("configuration", "backbone", "pooling", "sampling_fps", "feature_version")
+ACTION_WIDTH = len(ACTION_NAMES)
+
+
+class MotionRecipe(BaseModel):
+    """How the index's motion blocks were made: tracker, track version, action bounds."""
+
+    tracker: TrackerSpec
+    track_version: int
+    action_low: list[float] = Field(min_length=ACTION_WIDTH, max_length=ACTION_WIDTH)
+    action_high: list[float] = Field(min_length=ACTION_WIDTH, max_length=ACTION_WIDTH)
+
+
+class Recipe(BaseModel):
+    """What an index's ``meta.json`` must say to embed a query as the study embedded its
+    references (other keys are kept for readers)."""
+
+    configuration: str
+    backbone: BackboneSpec
+    pooling: Literal["median", "mean", "max"]
+    sampling_fps: float = Field(gt=0)
+    feature_version: int
+    weights: dict[str, float] | None = None
+    motion: MotionRecipe | None = None
+
+    @field_validator("configuration")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in (*CONFIGURATIONS, "weighted"):
+            raise ValueError(f"unknown configuration {value!r}")
+        return value
+
+    @property
+    def uses_motion(self) -> bool:
+        blocks = CONFIGURATIONS.get(self.configuration, ("action", "graph"))
+        return self.motion is not None and bool(set(blocks) - {"visual"})
 
 
 @dataclass(frozen=True)
@@ -42,20 +78,25 @@ class Ranking:
     notes: list[str] = field(default_factory=list)
 
 
-def check_recipe(folder: Path, meta: dict) -> None:
-    """Refuse an index whose metadata cannot make the study's query vector here."""
-    missing = [k for k in RECIPE if k not in meta]
-    if missing:
-        raise damaged(folder, f"meta.json lacks {', '.join(missing)}")
-    made = {"features": (meta["feature_version"], FEATURE_VERSION)}
-    if meta.get("motion"):
-        made["tracks"] = (meta["motion"].get("track_version"), TRACK_VERSION)
+def check_recipe(folder: Path, meta: dict) -> Recipe:
+    """The recipe of an index's metadata; refused if it cannot make the study's query vector
+    with this code."""
+    try:
+        recipe = Recipe.model_validate(meta)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise damaged(folder, f"meta.json: {where}: {first['msg']}") from None
+    made = {"features": (recipe.feature_version, FEATURE_VERSION)}
+    if recipe.motion:
+        made["tracks"] = (recipe.motion.track_version, TRACK_VERSION)
     for what, (theirs, ours) in made.items():
         if theirs != ours:
             raise IndexFileError(
                 f"index {folder} holds {what} v{theirs}; this storyhash computes v{ours}, so a"
                 " query's vector would not be the study's (rerun the study that made it)"
             )
+    return recipe
 
 
 def motion_shortfall(tracks: Tracks) -> str | None:
@@ -77,7 +118,7 @@ def visual_index(folder: Path) -> Path:
         if meta.is_file():
             try:
                 configuration = json.loads(meta.read_text()).get("configuration")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 continue
             if CONFIGURATIONS.get(configuration) == ("visual",):
                 return sibling
@@ -100,20 +141,19 @@ def rank_video(
     if k < 1:
         raise StoryHashError(f"k must be at least 1 (got {k})")
     index, ids, meta = load_index(index_dir)
-    check_recipe(index_dir, meta)
-    backbone = local_backbone(BackboneSpec.model_validate(meta["backbone"]))
-    motion = meta.get("motion")
-    tracker = TrackerSpec.model_validate(motion["tracker"]) if motion else None
-    job = VideoJob(Path(video), folder_fps, meta["sampling_fps"], ((backbone, ""),), tracker)
+    recipe = check_recipe(index_dir, meta)
+    backbone, motion = local_backbone(recipe.backbone), recipe.motion
+    tracker = motion.tracker if motion else None
+    job = VideoJob(Path(video), folder_fps, recipe.sampling_fps, ((backbone, ""),), tracker)
     cache = resolve_location(cache_dir)
     if not is_url(cache):
         check_writable(Path(cache), "cache folder", "--cache")
     found = process_video(job, cache)
-    blocks = {"visual": load_features(found.features[0]).pooled(meta["pooling"])[None]}
+    blocks = {"visual": load_features(found.features[0]).pooled(recipe.pooling)[None]}
     notes = []
     if motion:
         tracks = load_tracks(found.tracks)[0]
-        if shortfall := motion_shortfall(tracks):
+        if recipe.uses_motion and (shortfall := motion_shortfall(tracks)):
             if visual_fallback:
                 fallback = visual_index(index_dir)
                 ranking = rank_video(video, fallback, k, folder_fps, cache_dir)
@@ -127,13 +167,14 @@ def rank_video(
                 " of fusion (--visual-fallback ranks by the visual index instead)"
             )
         action, graph = motion_blocks([tracks])
-        scaler = MinMax(np.array(motion["action_low"]), np.array(motion["action_high"]))
+        scaler = MinMax(np.array(motion.action_low), np.array(motion.action_high))
         blocks |= {"action": scaler.apply(action), "graph": graph}
-    vector = fuse(blocks, meta["configuration"], meta.get("weights"))
-    if vector.shape[1] != index.d:
+    vector = fuse(blocks, recipe.configuration, recipe.weights)
+    width = faiss_index(index).d
+    if vector.shape[1] != width:
         raise IndexFileError(
             f"the query's vector has {vector.shape[1]} dimensions, index {index_dir} has"
-            f" {index.d}: it was built with another backbone than {backbone.name}"
+            f" {width}: it was built with another backbone than {backbone.name}"
             f"{f' ({backbone.weights})' if backbone.weights else ''}, which its meta.json names"
         )
     result = search(index, vector, k)

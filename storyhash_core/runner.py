@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -43,6 +45,9 @@ NOTEBOOKS = (
     "07_figures",
     "08_baselines_mitigation",
 )
+
+
+RESUME = "the cache keeps finished work, so the same command resumes"
 
 
 class NotebookError(StoryHashError):
@@ -70,20 +75,24 @@ def record_timing(record_path: Path, notebook: str, seconds: float) -> None:
 
 
 @contextmanager
-def interrupts_to_kernel() -> Iterator[None]:
+def interrupts_to_kernel() -> Iterator[threading.Event]:
     """While the block runs, Ctrl-C interrupts the kernel's cell (which then closes its Dask
-    cluster and fails as a cell does) instead of tearing papermill down mid-message; a second
-    Ctrl-C interrupts this process."""
+    cluster and fails as a cell does) instead of tearing papermill down mid-message, and sets
+    the event it yields: a kernel starting up or between cells ignores the signal, so the run
+    stops after its notebook. A second Ctrl-C interrupts this process at once."""
+    pressed = threading.Event()
 
     def forward(signum, frame) -> None:
         signal.signal(signal.SIGINT, previous)
+        pressed.set()
+        print("\n[storyhash] stopping (Ctrl-C again: at once)", file=sys.stderr, flush=True)
         for kernel in psutil.Process().children():
             with suppress(psutil.Error):
                 kernel.send_signal(signal.SIGINT)
 
     previous = signal.signal(signal.SIGINT, forward)
     try:
-        yield
+        yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -125,44 +134,55 @@ def run_notebooks(
     run_dir, url = run_location(params)
     if url and not (run_dir / "run.json").is_file() and fetch_tree(url, run_dir):
         print(f"[storyhash] continuing the run at {url} (downloaded to {run_dir})", flush=True)
-    rendered = run_dir / "notebooks"
-    rendered.mkdir(parents=True, exist_ok=True)
-    resume = f"the cache keeps finished work, so the same command resumes ({params_file.name})"
-    for name in notebooks:
-        target = rendered / f"{name}.ipynb"
-        print(f"[storyhash] {name} -> {target}", flush=True)
-        t0, started = time.perf_counter(), time.time()
-        log = run_dir / "logs" / f"{name}.log"
-        log.parent.mkdir(exist_ok=True)
-        try:
-            with interrupts_to_kernel(), open(log, "w") as kernel_log:
-                pm.execute_notebook(
-                    str(source / f"{name}.ipynb"),
-                    str(target),
-                    cwd=str(source),
-                    parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
-                    progress_bar=True,
-                    log_output=False,
-                    kernel_name="python3",
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
-                    kernel_manager_class=logged_kernel(kernel_log),
-                )
-            report_failures(run_dir / "tables" / "failed_videos.csv", started)
-        except pm.PapermillExecutionError as exc:
-            if exc.ename == "KeyboardInterrupt":
-                raise Interrupted(f"stopped in {name}, cell {exc.exec_count}; {resume}") from None
-            raise NotebookError(
-                f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
-                f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (kernel log: {log})"
-            ) from None
-        except KeyboardInterrupt:
-            raise Interrupted(f"stopped in {name}; {resume}") from None
-        finally:
-            record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
-            if target.is_file():
-                render_html(target)
-            if url:
-                publish_tree(run_dir, url)
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    with interrupts_to_kernel() as pressed:
+        for name in notebooks:
+            try:
+                _run_one(pm, name, source, params_file, run_dir, url)
+            except Exception as exc:  # e.g. a kernel that Ctrl-C killed while it started
+                if pressed.is_set() and not isinstance(exc, StoryHashError):
+                    raise Interrupted(f"stopped in {name}; {RESUME}") from None
+                raise
+            if pressed.is_set():
+                raise Interrupted(f"stopped after {name}; {RESUME}")
     if url:
         print(f"[storyhash] uploaded {run_dir} to {url}", flush=True)
     return run_dir
+
+
+def _run_one(pm, name: str, source: Path, params_file: Path, run_dir: Path, url: str | None):
+    """Execute one notebook of the sequence into ``run_dir``, render it, record its time."""
+    target = run_dir / "notebooks" / f"{name}.ipynb"
+    log = run_dir / "logs" / f"{name}.log"
+    log.parent.mkdir(exist_ok=True)
+    print(f"[storyhash] {name} -> {target}", flush=True)
+    t0, started = time.perf_counter(), time.time()
+    try:
+        with open(log, "w") as kernel_log:
+            pm.execute_notebook(
+                str(source / f"{name}.ipynb"),
+                str(target),
+                cwd=str(source),
+                parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
+                progress_bar=True,
+                log_output=False,
+                kernel_name="python3",
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
+                kernel_manager_class=logged_kernel(kernel_log),
+            )
+        report_failures(run_dir / "tables" / "failed_videos.csv", started)
+    except pm.PapermillExecutionError as exc:
+        if exc.ename == "KeyboardInterrupt":
+            raise Interrupted(f"stopped in {name}, cell {exc.exec_count}; {RESUME}") from None
+        raise NotebookError(
+            f"notebook {target} failed in cell {exc.exec_count}: {exc.ename}: "
+            f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (kernel log: {log})"
+        ) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped in {name}; {RESUME}") from None
+    finally:
+        record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
+        if target.is_file():
+            render_html(target)
+        if url:
+            publish_tree(run_dir, url)

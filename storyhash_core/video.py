@@ -96,27 +96,30 @@ def sample_rates(
     return out
 
 
-# what a complete file ends with (after at most a little padding): JPEG's end-of-image
-# marker, PNG's IEND chunk. libjpeg decodes a cut JPEG with a warning and grey rows.
-_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
-_TAIL = 64  # bytes searched for the end marker
+# (last data marker, end marker): a complete JPEG ends its last scan (SOS) with an
+# end-of-image marker, a PNG its last IDAT chunk with IEND. Neither can occur inside the
+# compressed data of a JPEG (0xFF is byte-stuffed there), so a cut JPEG, which libjpeg decodes
+# with a warning and grey rows, has no EOI after its last SOS; an EXIF thumbnail's EOI comes
+# before the main scan, and trailing data after the EOI is allowed.
+_MARKERS = {
+    ".jpg": (b"\xff\xda", b"\xff\xd9"),
+    ".jpeg": (b"\xff\xda", b"\xff\xd9"),
+    ".png": (b"IDAT", b"IEND"),
+}
 
 
-def is_complete_image(file: Path) -> bool:
-    """Whether an image file ends as a complete JPEG or PNG does (a cut copy does not)."""
-    marker = _END_MARKERS.get(file.suffix.lower())
-    if marker is None:
-        return True
-    with open(file, "rb") as f:
-        f.seek(max(0, file.stat().st_size - _TAIL))
-        return marker in f.read()
+def is_complete_image(data: bytes, suffix: str) -> bool:
+    """Whether the bytes of a JPEG or PNG file end its image data (a cut copy does not)."""
+    data_marker, end_marker = _MARKERS.get(suffix.lower(), (b"", b""))
+    return not data_marker or data.rfind(end_marker) > data.rfind(data_marker) >= 0
 
 
 def _read_image(file: Path) -> np.ndarray:
     fix = "replace or remove the frame"
-    if not is_complete_image(file):
-        raise VideoReadError(file, "truncated image (no end marker)", fix)
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    data = file.read_bytes()
+    if not is_complete_image(data, file.suffix):
+        raise VideoReadError(file, "truncated image (no end marker after its data)", fix)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise VideoReadError(file, "corrupt or unreadable image", fix)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
