@@ -224,10 +224,10 @@ def sweep_temporary(root: Path, older_than_s: float = STALE_S, depth: int = 3) -
         level = len(Path(folder).relative_to(root).parts)
         for name in [*dirs, *files]:
             path = Path(folder, name)
-            with suppress(FileNotFoundError):
+            with suppress(OSError):  # gone meanwhile, or another user's
                 if TEMPORARY.match(name) and path.lstat().st_mtime < cutoff:
                     if path.is_dir() and not path.is_symlink():
-                        shutil.rmtree(path, ignore_errors=True)
+                        shutil.rmtree(path)
                     else:
                         path.unlink()
                     swept += 1

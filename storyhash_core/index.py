@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .cache import atomic_dir
 from .errors import IndexFileError
@@ -225,16 +225,20 @@ def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[st
         raise damaged(folder, "meta.json records no dimension (saved by an older storyhash)")
     if meta["dimension"] != index.d or not isinstance(meta["dimension"], int):
         raise damaged(
-            folder, f"meta.json says {meta['dimension']} dimensions, index.faiss has {index.d}"
+            folder, f"meta.json says {meta['dimension']!r} dimensions, index.faiss has {index.d}"
         )
-    if hasattr(index, "hnsw") and "ef_search" in meta.get("index", {}):
-        index.hnsw.efSearch = meta["index"]["ef_search"]
-    if meta.get("index", {}).get("kind") == "ivfpq":
-        faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
-        if meta["index"].get("rerank"):
+    try:
+        spec = IndexSpec.model_validate(meta.get("index") or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(["index", *(str(p) for p in first["loc"])])
+        raise damaged(folder, f"meta.json: {where}: {first['msg']}") from None
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = spec.ef_search
+    if spec.kind == "ivfpq":
+        faiss.extract_index_ivf(index).nprobe = spec.nprobe
+        if spec.rerank:
             if not (folder / "vectors.npy").is_file():
                 raise damaged(folder, "vectors.npy of a re-ranked index is missing")
-            index = Reranked(
-                index, np.load(folder / "vectors.npy", mmap_mode="r"), meta["index"]["rerank"]
-            )
+            index = Reranked(index, np.load(folder / "vectors.npy", mmap_mode="r"), spec.rerank)
     return index, ids, meta

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .backbones import BackboneSpec
 from .cache import is_url
@@ -50,7 +50,7 @@ class Recipe(BaseModel):
     configuration: str
     backbone: BackboneSpec
     pooling: Literal["median", "mean", "max"]
-    sampling_fps: float = Field(gt=0)
+    sampling_fps: float = Field(gt=0, le=1000)
     feature_version: int
     weights: dict[str, float] | None = None
     motion: MotionRecipe | None = None
@@ -61,6 +61,15 @@ class Recipe(BaseModel):
         if value not in (*CONFIGURATIONS, "weighted"):
             raise ValueError(f"unknown configuration {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _blocks_recorded(self) -> Recipe:
+        blocks = CONFIGURATIONS.get(self.configuration, ())
+        if set(blocks) - {"visual"} and self.motion is None:
+            raise ValueError(f"configuration {self.configuration} needs motion, none recorded")
+        if self.configuration == "weighted" and not any((self.weights or {"v": 1}).values()):
+            raise ValueError("every block weight is 0")
+        return self
 
     @property
     def uses_motion(self) -> bool:
@@ -85,8 +94,9 @@ def check_recipe(folder: Path, meta: dict) -> Recipe:
         recipe = Recipe.model_validate(meta)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise damaged(folder, f"meta.json: {where}: {first['msg']}") from None
+        where = "".join(f"{p}: " for p in [".".join(map(str, first["loc"]))] if p)
+        message = first["msg"].removeprefix("Value error, ")
+        raise damaged(folder, f"meta.json: {where}{message}") from None
     made = {"features": (recipe.feature_version, FEATURE_VERSION)}
     if recipe.motion:
         made["tracks"] = (recipe.motion.track_version, TRACK_VERSION)

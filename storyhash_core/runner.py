@@ -18,8 +18,8 @@ kernel closes its cluster and stops; the run ends with one line saying where.
 from __future__ import annotations
 
 import json
+import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,10 +85,10 @@ def interrupts_to_kernel() -> Iterator[threading.Event]:
     def forward(signum, frame) -> None:
         signal.signal(signal.SIGINT, previous)
         pressed.set()
-        print("\n[storyhash] stopping (Ctrl-C again: at once)", file=sys.stderr, flush=True)
         for kernel in psutil.Process().children():
             with suppress(psutil.Error):
                 kernel.send_signal(signal.SIGINT)
+        os.write(2, b"\n[storyhash] stopping (Ctrl-C again: at once)\n")  # safe mid-print
 
     previous = signal.signal(signal.SIGINT, forward)
     try:
@@ -139,11 +139,11 @@ def run_notebooks(
         for name in notebooks:
             try:
                 _run_one(pm, name, source, params_file, run_dir, url)
-            except Exception as exc:  # e.g. a kernel that Ctrl-C killed while it started
-                if pressed.is_set() and not isinstance(exc, StoryHashError):
+            except Exception as exc:  # e.g. a kernel Ctrl-C killed as it started, a cancelled task
+                if pressed.is_set() and not isinstance(exc, Interrupted):
                     raise Interrupted(f"stopped in {name}; {RESUME}") from None
                 raise
-            if pressed.is_set():
+            if pressed.is_set() and name != notebooks[-1]:
                 raise Interrupted(f"stopped after {name}; {RESUME}")
     if url:
         print(f"[storyhash] uploaded {run_dir} to {url}", flush=True)

@@ -122,14 +122,21 @@ def test_an_index_of_another_feature_version_is_refused(study, tmp_path, capsys)
 
 @pytest.mark.parametrize(
     "wrong",
-    [{"backbone": "dct"}, {"pooling": "mode"}, {"sampling_fps": 0}, {"configuration": "x"}],
+    [
+        ({"backbone": "dct"}, "backbone: Input should be"),
+        ({"pooling": "mode"}, "pooling: Input should be"),
+        ({"sampling_fps": 0}, "sampling_fps: Input should be greater than 0"),
+        ({"configuration": "x"}, "configuration: unknown configuration 'x'"),
+        ({"index": "hnsw"}, "index: Input should be a valid dictionary"),
+        ({"motion": None}, "configuration fusion needs motion, none recorded"),
+    ],
 )
 def test_a_meta_json_with_wrong_contents_is_named(study, tmp_path, capsys, wrong):
     index = index_copy(study, tmp_path)
     meta = json.loads((index / "meta.json").read_text())
-    (index / "meta.json").write_text(json.dumps(meta | wrong))
+    (index / "meta.json").write_text(json.dumps(meta | wrong[0]))
     err = one_line_error(capsys, query(study, index))
-    assert f"is damaged: meta.json: {next(iter(wrong))}" in err
+    assert f"is damaged: meta.json: {wrong[1]}" in err, err
 
 
 def test_a_re_ranked_ivfpq_index_answers_a_query(study, tmp_path, capsys):
@@ -310,6 +317,18 @@ def test_every_reference_failing_says_so_with_the_first_errors(tmp_path, client)
 def test_an_unknown_transform_is_a_params_error(tmp_path):
     with pytest.raises(ParamsError, match="transforms: unknown transform 'blurr'"):
         load_params(params_file(tmp_path, transforms=["flip_h", "blurr"]))
+    for wrong in ("papr", ["flip_h", 3]):
+        with pytest.raises(ParamsError, match="transforms: give 'paper' or a list of transform"):
+            load_params(params_file(tmp_path, transforms=wrong))
+
+
+def test_a_header_only_manifest_is_named(tmp_path, capsys):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video_id,path\n")
+    err = study_error(
+        capsys, params_file(tmp_path, corpus={"kind": "manifest", "path": str(manifest)})
+    )
+    assert f"corpus {manifest} lists no videos" in err
 
 
 # ---- Ctrl-C ----------------------------------------------------------------------------------
