@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 
 class StoryHashError(Exception):
     """Base class: an input problem the user can fix; the message is one line."""
@@ -47,3 +49,17 @@ class FolderError(StoryHashError):
 
 class Interrupted(StoryHashError):
     """The user stopped a run (Ctrl-C); the message says where and how to resume."""
+
+
+def problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each problem of a pydantic validation error as (dotted location, message), the message
+    without pydantic's "Value error, " and an extra key called an unknown key."""
+    return [
+        (
+            ".".join(str(p) for p in e["loc"]),
+            "unknown key"
+            if e["type"] == "extra_forbidden"
+            else e["msg"].removeprefix("Value error, "),
+        )
+        for e in exc.errors()
+    ]

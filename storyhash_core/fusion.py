@@ -37,6 +37,21 @@ class MissingBlockError(StoryHashError):
     """A configuration needs a block that was not extracted."""
 
 
+def used_blocks(configuration: str, weights: dict[str, float] | None = None) -> tuple[str, ...]:
+    """The blocks ``configuration`` reads (``weighted``: those whose weight is not 0)."""
+    if configuration == "weighted":
+        used = tuple(b for b in BLOCKS if (weights or {}).get(b, 1.0) != 0)
+        if not used:
+            raise ValueError("configuration 'weighted' uses no block (every weight is 0)")
+        return used
+    if configuration in CONFIGURATIONS:
+        return CONFIGURATIONS[configuration]
+    raise ValueError(
+        f"unknown configuration {configuration!r} "
+        f"(one of {', '.join([*CONFIGURATIONS, 'weighted'])})"
+    )
+
+
 def fuse(
     blocks: dict[str, np.ndarray], configuration: str, weights: dict[str, float] | None = None
 ) -> np.ndarray:
@@ -45,16 +60,8 @@ def fuse(
     Padded configurations lay out every block of the fused width in ``BLOCKS`` order and
     zero the unused ones; the others concatenate only the blocks they use.
     """
-    if configuration == "weighted":
-        weights = weights or {}
-        used = tuple(b for b in BLOCKS if weights.get(b, 1.0) != 0)
-    elif configuration in CONFIGURATIONS:
-        used, weights = CONFIGURATIONS[configuration], {}
-    else:
-        raise ValueError(
-            f"unknown configuration {configuration!r} "
-            f"(one of {', '.join([*CONFIGURATIONS, 'weighted'])})"
-        )
+    used = used_blocks(configuration, weights)
+    weights = (weights or {}) if configuration == "weighted" else {}
     missing = [b for b in used if b not in blocks]
     if missing:
         raise MissingBlockError(

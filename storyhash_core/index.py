@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .cache import atomic_dir
-from .errors import IndexFileError
+from .errors import IndexFileError, problems
 
 
 class IndexSpec(BaseModel):
@@ -230,9 +230,9 @@ def load_index(folder: Path) -> tuple[faiss.Index | Reranked, list[str], dict[st
     try:
         spec = IndexSpec.model_validate(meta.get("index") or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(["index", *(str(p) for p in first["loc"])])
-        raise damaged(folder, f"meta.json: {where}: {first['msg']}") from None
+        where, message = problems(exc)[0]
+        where = ".".join(filter(None, ["index", where]))
+        raise damaged(folder, f"meta.json: {where}: {message}") from None
     if hasattr(index, "hnsw"):
         index.hnsw.efSearch = spec.ef_search
     if spec.kind == "ivfpq":

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .augment import check_variant
 from .backbones import BackboneSpec
 from .cache import is_url, mirror_root
-from .errors import ParamsError, TransformError
+from .errors import ParamsError, TransformError, problems
 from .fusion import CONFIGURATIONS
 from .index import IndexSpec
 from .parallel import ClusterConfig
@@ -223,14 +223,8 @@ def load_params(path: str | Path) -> StudyParams:
     try:
         return StudyParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"]).removeprefix(
-                "Value error, "
-            )
-            for e in exc.errors()
-        )
-        raise ParamsError(f"params file {path}: {problems}") from None
+        found = "; ".join(f"{where or '<top>'}: {message}" for where, message in problems(exc))
+        raise ParamsError(f"params file {path}: {found}") from None
 
 
 def portable_backbone(spec: BackboneSpec) -> BackboneSpec:

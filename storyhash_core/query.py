@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from .backbones import BackboneSpec
 from .cache import is_url
-from .errors import IndexFileError, StoryHashError
+from .errors import IndexFileError, StoryHashError, problems
 from .features import FEATURE_VERSION, load_features
-from .fusion import CONFIGURATIONS, fuse
+from .fusion import CONFIGURATIONS, fuse, used_blocks
 from .index import damaged, faiss_index, load_index, search
 from .motion import ACTION_NAMES, MinMax, motion_blocks
 from .params import local_backbone, resolve_location
@@ -64,17 +64,14 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _blocks_recorded(self) -> Recipe:
-        blocks = CONFIGURATIONS.get(self.configuration, ())
-        if set(blocks) - {"visual"} and self.motion is None:
+        if self.uses_motion and self.motion is None:
             raise ValueError(f"configuration {self.configuration} needs motion, none recorded")
-        if self.configuration == "weighted" and not any((self.weights or {"v": 1}).values()):
-            raise ValueError("every block weight is 0")
         return self
 
     @property
     def uses_motion(self) -> bool:
-        blocks = CONFIGURATIONS.get(self.configuration, ("action", "graph"))
-        return self.motion is not None and bool(set(blocks) - {"visual"})
+        """Whether the configuration reads the action or graph block."""
+        return bool(set(used_blocks(self.configuration, self.weights)) - {"visual"})
 
 
 @dataclass(frozen=True)
@@ -93,10 +90,8 @@ def check_recipe(folder: Path, meta: dict) -> Recipe:
     try:
         recipe = Recipe.model_validate(meta)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = "".join(f"{p}: " for p in [".".join(map(str, first["loc"]))] if p)
-        message = first["msg"].removeprefix("Value error, ")
-        raise damaged(folder, f"meta.json: {where}{message}") from None
+        where, message = problems(exc)[0]
+        raise damaged(folder, f"meta.json: {where + ': ' if where else ''}{message}") from None
     made = {"features": (recipe.feature_version, FEATURE_VERSION)}
     if recipe.motion:
         made["tracks"] = (recipe.motion.track_version, TRACK_VERSION)

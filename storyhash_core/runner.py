@@ -124,8 +124,6 @@ def run_notebooks(
     source: Path = PROJECT_ROOT / "notebooks",
 ) -> Path:
     """Execute the sequence for ``params_file``; return the run folder."""
-    import papermill as pm
-
     params_file = Path(params_file).resolve()
     params = load_params(params_file)
     swept = preflight(params)
@@ -138,7 +136,7 @@ def run_notebooks(
     with interrupts_to_kernel() as pressed:
         for name in notebooks:
             try:
-                _run_one(pm, name, source, params_file, run_dir, url)
+                _run_one(name, source, params_file, run_dir, url)
             except Exception as exc:  # e.g. a kernel Ctrl-C killed as it started, a cancelled task
                 if pressed.is_set() and not isinstance(exc, Interrupted):
                     raise Interrupted(f"stopped in {name}; {RESUME}") from None
@@ -150,8 +148,10 @@ def run_notebooks(
     return run_dir
 
 
-def _run_one(pm, name: str, source: Path, params_file: Path, run_dir: Path, url: str | None):
+def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str | None):
     """Execute one notebook of the sequence into ``run_dir``, render it, record its time."""
+    import papermill as pm
+
     target = run_dir / "notebooks" / f"{name}.ipynb"
     log = run_dir / "logs" / f"{name}.log"
     log.parent.mkdir(exist_ok=True)
