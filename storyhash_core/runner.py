@@ -148,6 +148,14 @@ def run_notebooks(
     return run_dir
 
 
+def _from_notebooks(path: Path, source: Path) -> str:
+    """``path`` as the injected parameters cell shows it: relative to the notebooks' folder
+    (their working directory) inside the project, so a rendered page names no machine's
+    folders; absolute elsewhere."""
+    inside = path.resolve().is_relative_to(PROJECT_ROOT)
+    return os.path.relpath(path, source) if inside else str(path)
+
+
 def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str | None):
     """Execute one notebook of the sequence into ``run_dir``, render it, record its time."""
     import papermill as pm
@@ -163,7 +171,10 @@ def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str
                 str(source / f"{name}.ipynb"),
                 str(target),
                 cwd=str(source),
-                parameters={"params_file": str(params_file), "run_dir": str(run_dir)},
+                parameters={
+                    "params_file": _from_notebooks(params_file, source),
+                    "run_dir": _from_notebooks(run_dir, source),
+                },
                 progress_bar=True,
                 log_output=False,
                 kernel_name="python3",

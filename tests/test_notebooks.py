@@ -2,18 +2,18 @@
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from storyhash_core.runner import NOTEBOOKS, NotebookError, run_notebooks
+from storyhash_core.params import PROJECT_ROOT
+from storyhash_core.runner import NOTEBOOKS, NotebookError, _from_notebooks, run_notebooks
 
 from .test_stages import write_params
 
-NOTEBOOK_DIR = (
-    __import__("storyhash_core.params", fromlist=["PROJECT_ROOT"]).PROJECT_ROOT / "notebooks"
-)
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
 
 def test_notebooks_are_committed_clean_with_a_parameters_cell():
@@ -119,3 +119,14 @@ def test_a_failing_cell_names_notebook_and_cell(tmp_path):
     params = write_params(tmp_path)
     with pytest.raises(NotebookError, match=r"02_fuse.ipynb failed in cell \d+: StoryHashError"):
         run_notebooks(params, ("02_fuse",))
+
+
+def test_the_committed_pages_name_no_machine_folder():
+    notebooks = PROJECT_ROOT / "notebooks"
+    assert (
+        _from_notebooks(PROJECT_ROOT / "params" / "real.yaml", notebooks) == "../params/real.yaml"
+    )
+    assert _from_notebooks(Path("/elsewhere/p.yaml"), notebooks) == "/elsewhere/p.yaml"
+    for page in sorted((PROJECT_ROOT / "outputs" / "real" / "notebooks").glob("*.html")):
+        text = page.read_text()
+        assert "outputs/real" in text and not re.search(r"/[\w.-]+/outputs/real", text), page.name

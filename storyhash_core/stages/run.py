@@ -67,6 +67,12 @@ class Run:
         """The paper's numbers (``paper_results`` of the params), or None without that file."""
         return Paper.load(resolve_path(self.params.paper_results))
 
+    @property
+    def where(self) -> str:
+        """The run folder as a reader of its pages can place it (project-relative, or
+        ``$STORYHASH_SHARED/…``), never this machine's absolute path inside the project."""
+        return portable(self.dir)
+
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
 
