@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
+LAB_ARGS ?=
 RUN    ?= outputs/real
 STAMP  := $(VENV)/.installed
 SAM2   := sam2==1.1.0  # an sdist that builds against the installed torch
 
-.PHONY: help setup study test check-reproducible bench bench-cpus bench-index data-davis clean-cache
+.PHONY: help setup study lab test check-reproducible bench bench-cpus bench-index data-davis clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,6 +23,10 @@ setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
 study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.yaml)
 	$(BIN)/storyhash study --params $(PARAMS)
+
+lab: $(STAMP)  ## JupyterLab on the project's venv, its kernel registered as "storyhash" (LAB_ARGS=...)
+	$(BIN)/python -m ipykernel install --sys-prefix --name storyhash --display-name "storyhash (.venv)"
+	$(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
 
 test: $(STAMP)  ## lint and format check (ruff), then the test suite
 	$(BIN)/ruff check .

@@ -10,11 +10,18 @@ from .errors import Interrupted, StoryHashError
 
 
 def _study(args: argparse.Namespace) -> None:
+    from .params import portable
     from .runner import NOTEBOOKS, run_notebooks
 
+    unknown = sorted(set(args.only or ()) - set(NOTEBOOKS))
+    if unknown:
+        raise StoryHashError(
+            f"--only: no notebook {', '.join(unknown)} (the sequence: {' '.join(NOTEBOOKS)})"
+        )
     notebooks = tuple(n for n in NOTEBOOKS if not args.only or n in args.only)
-    out = run_notebooks(args.params, notebooks)
-    print(f"study written to {out} (rendered notebooks in {out / 'notebooks'})")
+    out = run_notebooks(args.params, notebooks, into=Path(args.into) if args.into else None)
+    where = portable(out)
+    print(f"study written to {where} (rendered notebooks in {where}/notebooks)")
 
 
 def _transforms(args: argparse.Namespace) -> None:
@@ -60,22 +67,46 @@ def _manifest(args: argparse.Namespace) -> None:
     print(f"{len(videos)} videos -> {out}")
 
 
-def _query(args: argparse.Namespace) -> None:
-    from .query import rank_video
+def _query(args: argparse.Namespace) -> int:
+    from .index import load_index
+    from .query import QueryResult, check_recipe, operating_point, query_videos, rank_videos
 
-    ranking = rank_video(
-        Path(args.video),
-        Path(args.index),
-        args.k,
-        args.folder_fps,
-        args.cache,
-        args.visual_fallback,
-    )
-    for rank, (video_id, score) in enumerate(ranking.hits, 1):
-        print(f"{rank:3d}  {score:.4f}  {video_id}")
+    index = Path(args.index)
+    check_recipe(index, load_index(index)[2])  # a damaged index is named before anything else
+    if args.threshold is not None:
+        threshold, why = args.threshold, "given"
+    else:
+        point = operating_point(index, args.fpr)
+        threshold = point.threshold
+        why = (
+            f"FPR {point.fpr:g} on the study's detection gallery, where its TPR was {point.tpr:.3f}"
+        )
+    videos = query_videos(args.videos, args.folder_fps)
+    rows, notes = rank_videos(videos, index, args.k, threshold, args.cache, args.visual_fallback)
+    query = None
+    for row in rows:
+        if row.error:
+            print(f"storyhash: {row.path}: {row.error}", file=sys.stderr)
+            continue
+        if len(videos) > 1 and row.query != query:
+            print(f"# {row.query} ({row.path})")
+        query = row.query
+        print(f"{row.rank:3d}  {row.score:.4f}  {row.reference}  {row.decision}")
     sys.stdout.flush()  # the hits, then the notes on them
-    for note in ranking.notes:
+    for note in notes:
         print(f"storyhash: note: {note}", file=sys.stderr)
+    copies = {r.query for r in rows if r.decision == "copy"}
+    failed = sum(bool(r.error) for r in rows)
+    summary = (
+        f"{len(copies)} of {len(videos)} video(s) have a copy (score ≥ {threshold:.4f}: {why})"
+    )
+    if failed:
+        summary += f"; {failed} could not be ranked"
+    if args.out:
+        QueryResult.write(rows, Path(args.out))
+        summary += f"; rows in {args.out}"
+    print(f"storyhash: {summary}", file=sys.stderr)
+    return 0 if copies else 1
 
 
 def _positive(value: str) -> int:
@@ -188,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NOTEBOOK",
         help="run only these notebooks, e.g. 04_robustness (earlier ones must have run)",
     )
+    s.add_argument(
+        "--into",
+        metavar="FOLDER",
+        help="run in FOLDER, started as a copy of the params' run (e.g. the committed"
+        " outputs/real), which stays untouched; the cache is the params' (e.g. --into"
+        " outputs/scratch --only 04_robustness)",
+    )
     s.set_defaults(fn=_study)
 
     s = _command(
@@ -231,18 +269,43 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(
         sub,
         "query",
-        help="rank a video file or frame folder against a saved index",
-        description="Rank a video against an index a study saved, through the study's own"
-        " pipeline and cache. Prints rank, similarity and video id; notes on stderr say when"
-        " the query is too short for motion or the list is shorter than -k.",
+        help="rank videos against a saved index and decide copy / no copy",
+        description="Rank each video against an index a study saved, through the study's own"
+        " pipeline and cache, and call each hit a copy when its similarity reaches the"
+        " operating threshold: by default the one notebook 04 measured for a false-positive"
+        " rate of 1 %% on the study's detection gallery (stored with the index), or --threshold."
+        " Prints rank, similarity, video id and decision; notes on stderr say when a query is"
+        " too short for motion or the list is shorter than -k. A video that cannot be read is a"
+        " row with its error. Exit status: 0 if any video has a copy, 1 if none has, 2 on an"
+        " error that stops the command.",
     )
-    s.add_argument("video", help="video file or frame folder (24 fps)")
+    s.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files or frame folders, folders of videos, manifest CSVs, or quoted glob"
+        " patterns",
+    )
     s.add_argument(
         "--index",
         default="outputs/real/indexes/fusion",
         help="index folder a study saved (default: %(default)s)",
     )
     s.add_argument("-k", type=_positive, default=5, help="how many results (default: 5)")
+    s.add_argument(
+        "--fpr",
+        type=float,
+        default=0.01,
+        help="the false-positive rate whose stored threshold decides (default: %(default)s;"
+        " stored: 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0001)",
+    )
+    s.add_argument(
+        "--threshold",
+        type=float,
+        metavar="SCORE",
+        help="decide by this similarity instead (a hit at or above it is a copy)",
+    )
+    s.add_argument("--out", metavar="FILE", help="write every row to FILE (.csv or .json)")
     s.add_argument(
         "--visual-fallback",
         action="store_true",
@@ -316,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     (``--debug``: the traceback instead)."""
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        status = args.fn(args)  # a command may answer with its status (query: copy found)
     except (StoryHashError, KeyboardInterrupt) as exc:
         if args.debug:
             raise
@@ -325,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped = isinstance(exc, Interrupted)
         print(f"storyhash: {'' if stopped else 'error: '}{exc}", file=sys.stderr)
         return 130 if stopped else 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address or
 scheduler file (``storyhash cluster`` writes one for a SLURM cluster) it is an existing
-cluster. :func:`run_batch` submits one task per item, shows a progress bar, and returns every
+cluster. :func:`run_batch` submits one task per item, shows a progress bar
+(:mod:`~storyhash_core.progress`), and returns every
 result and every failure (with its error) — nothing is silently dropped."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +18,8 @@ from typing import Any
 
 from dask.distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tqdm import tqdm
 
+from . import progress
 from .errors import StoryHashError
 
 
@@ -74,11 +74,10 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         )
         with Client(**where, timeout=30) as client:
             client.register_plugin(QuietCancellation())
-            print(
+            progress.note(
                 f"Dask: scheduler {client.scheduler.address},"
                 f" {len(client.scheduler_info()['workers'])} worker(s) now,"
-                f" dashboard {client.dashboard_link}",
-                flush=True,
+                f" dashboard {client.dashboard_link}"
             )
             yield client
         return
@@ -93,10 +92,9 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         client.register_plugin(QuietCancellation())
-        print(
+        progress.note(
             f"Dask: local cluster of {n_workers} worker(s)"
-            f" × {config.threads_per_worker} thread(s), dashboard {client.dashboard_link}",
-            flush=True,
+            f" × {config.threads_per_worker} thread(s), dashboard {client.dashboard_link}"
         )
         yield client
 
@@ -141,10 +139,10 @@ def run_batch(
         desc = f"{desc} ({len(results)} cached)"
     futures = {client.submit(_refusing, fn, item, pure=False, **kwargs): key for item, key in todo}
     failures: list[Failure] = []
-    # in a terminal the bar redraws often; in logs and notebooks every 10 s is enough
-    with tqdm(
-        total=len(futures), desc=desc, unit="task", mininterval=0.1 if sys.stderr.isatty() else 10
-    ) as bar:
+    if not futures:
+        progress.note(f"{desc}: nothing to compute")
+        return results, failures
+    with progress.bar(len(futures), desc, unit="task") as bar:
         for future in as_completed(futures):
             key = futures[future]
             if future.status == "error":

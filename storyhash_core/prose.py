@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .pages import p_is, p_text
 from .paper import Paper
 
 NO_PAPER = "no paper numbers (paper_results not found)"
@@ -162,9 +163,9 @@ def _verdict(row: pd.Series) -> str:
     r1 = (
         f"R@1 {row['r1_a']:.1f} vs {row['r1_b']:.1f} % (only {row['a']} right:"
         f" {int(row['only_a_correct'])} queries, only {row['b']}: {int(row['only_b_correct'])},"
-        f" from {int(row['sources_disagreeing'])} sources; paired test over sources p ="
-        f" {row['r1_p']:.2g}, {row['r1_p_bonferroni']:.2g} after Bonferroni: {significant} at"
-        " 5 %)"
+        f" from {int(row['sources_disagreeing'])} sources; paired test over sources"
+        f" {p_is(row['r1_p'])}, {p_text(row['r1_p_bonferroni'])} after Bonferroni: {significant}"
+        " at 5 %)"
     )
     if _text(row.get("uap_diff_ci")):
         excludes = "excludes" if row["uap_significant"] else "includes"
@@ -309,7 +310,7 @@ def rotation_mitigation(table: pd.DataFrame, groups: pd.DataFrame, tests: pd.Dat
         text += (
             f" {t['angles'].capitalize()} ({angles}): μAP {b['micro_ap']:.3f}"
             f" {b['micro_ap_ci']} → {a['micro_ap']:.3f} {a['micro_ap_ci']}{difference}; R@1"
-            f" {t['r1_b']:.1f} → {t['r1_a']:.1f} % (p = {t['r1_p_bonferroni']:.2g} after"
+            f" {t['r1_b']:.1f} → {t['r1_a']:.1f} % ({p_is(t['r1_p_bonferroni'])} after"
             " Bonferroni over the family)."
         )
     return text
@@ -321,10 +322,10 @@ def flip_tests(tests: pd.DataFrame) -> str:
         return "No flip_h / flip_v pairs in this run."
     return "\n".join(
         f"- **{r.configuration}** ({r.sources} sources): R@1 only flip_h right {r.only_a_correct},"
-        f" only flip_v {r.only_b_correct} (exact McNemar p = {r.r1_p:.2g},"
-        f" {r.r1_p_bonferroni:.2g} after Bonferroni over the configurations); similarity"
-        f" flip_h − flip_v median {r.sim_diff_median:+.3f} (exact Wilcoxon p = {r.wilcoxon_p:.2g},"
-        f" {r.wilcoxon_p_bonferroni:.2g} after Bonferroni)"
+        f" only flip_v {r.only_b_correct} (exact McNemar {p_is(r.r1_p)},"
+        f" {p_text(r.r1_p_bonferroni)} after Bonferroni over the configurations); similarity"
+        f" flip_h − flip_v median {r.sim_diff_median:+.3f} (exact Wilcoxon {p_is(r.wilcoxon_p)},"
+        f" {p_text(r.wilcoxon_p_bonferroni)} after Bonferroni)"
         for r in tests.itertuples()
     )
 
@@ -340,4 +341,24 @@ def failures(misses: pd.DataFrame) -> str:
     return (
         f"Failures by transform: {per_transform}. Most often retrieved instead: {hubs}. A"
         " reference that attracts many failures of one transform is a hub for that distortion."
+    )
+
+
+def all_queries(n: int) -> str:
+    """Which queries an R@1 over every query counts."""
+    return (
+        f"R@1 here is over all {n} queries, each with its reference in the gallery (the paper's"
+        " protocol); notebook 04's detection section and notebook 08 count only the queries"
+        " whose source stays in the gallery."
+    )
+
+
+def distractor_queries(overall: pd.DataFrame) -> str:
+    """Which queries the detection tables' R@1 counts."""
+    row = overall.iloc[0]
+    matched = int(row["queries"] - row["distractors"])
+    return (
+        f"R@1 here is over the {matched} queries whose source is in the gallery; the"
+        f" {int(row['distractors'])} queries of held-out sources (no match) enter μAP, AUC and the"
+        f" TPR at a fixed FPR as non-copies. Of {int(row['queries'])} queries in all."
     )

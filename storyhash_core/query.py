@@ -1,30 +1,42 @@
-"""Ranking one video against an index a study saved. The video goes through the study's own
-per-video :mod:`~storyhash_core.pipeline` (one decode; features and tracks cached by content),
-with the backbone, sampling, pooling and tracker the index records, and the motion blocks
-scaled with the references' bounds: its vector is the one the study would have made.
+"""Ranking videos against an index a study saved, and deciding copy / no copy.
+
+A video goes through the study's own per-video :mod:`~storyhash_core.pipeline` (one decode;
+features and tracks cached by content), with the backbone, sampling, pooling and tracker the
+index records, and the motion blocks scaled with the references' bounds: its vector is the one
+the study would have made.
 
 An index made by another feature or track version, or whose vectors do not have the query's
 width, is refused with a message saying which; a ranking whose query is too short to track
-any motion, or that lists fewer videos than asked for, says so in its notes."""
+any motion, or that lists fewer videos than asked for, says so in its notes.
+
+A decision compares each hit's score with an operating threshold: the one notebook 04 measured
+for a false-positive rate (stored as ``operating_points.json`` in the index folder), or a score
+given. A batch (files, folders, globs, manifests) is one row per hit, or per failed video."""
 
 from __future__ import annotations
 
+import glob
 import json
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .backbones import BackboneSpec
-from .cache import is_url
+from .cache import FRAME_SUFFIXES, atomic_path, is_url
+from .corpus import Video, load_manifest, scan_directory
+from .detection import Pairs, threshold_at_fpr, tpr_at_fpr
 from .errors import IndexFileError, StoryHashError, problems
 from .features import FEATURE_VERSION, load_features
 from .fusion import CONFIGURATIONS, fuse, used_blocks
 from .index import damaged, faiss_index, load_index, search
 from .motion import ACTION_NAMES, MinMax, motion_blocks
-from .params import local_backbone, resolve_location
+from .parallel import dask_client, run_batch
+from .params import local_backbone, portable, resolve_location
 from .pipeline import VideoJob, process_video
 from .preflight import check_writable
 from .tracking import TRACK_VERSION, TrackerSpec, Tracks, load_tracks
@@ -193,3 +205,165 @@ def rank_video(
     if k > index.ntotal:
         notes.append(f"-k {k} exceeds the {index.ntotal} videos of the index")
     return Ranking(hits, index_dir, notes)
+
+
+# ---- decisions: an operating threshold stored with the index ------------------------------
+
+OPERATING_FILE = "operating_points.json"
+FPR_LEVELS = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0001)
+DEFAULT_FPR = 0.01
+
+
+class OperatingPoint(BaseModel):
+    """A score threshold (a pair at or above it is a copy), the false-positive rate it was
+    chosen for, and the true-positive rate it reached, on the study's detection gallery."""
+
+    fpr: float
+    threshold: float
+    tpr: float
+
+
+class OperatingPoints(BaseModel):
+    measured_on: str
+    points: list[OperatingPoint]
+
+
+def save_operating_points(folder: Path, pairs: Pairs, measured_on: str) -> None:
+    """Store the thresholds for :data:`FPR_LEVELS` of ``pairs`` in the index ``folder``
+    (rebuilding the index removes them: they belong to its vectors)."""
+    points = [
+        OperatingPoint(fpr=f, threshold=threshold_at_fpr(pairs, f), tpr=tpr_at_fpr(pairs, f))
+        for f in FPR_LEVELS
+    ]
+    with atomic_path(folder / OPERATING_FILE) as tmp:
+        tmp.write_text(
+            OperatingPoints(measured_on=measured_on, points=points).model_dump_json(indent=2)
+        )
+
+
+def operating_point(folder: Path, fpr: float = DEFAULT_FPR) -> OperatingPoint:
+    """The stored threshold of ``folder``'s index for ``fpr`` (one of :data:`FPR_LEVELS`)."""
+    path = folder / OPERATING_FILE
+    if not path.is_file():
+        raise StoryHashError(
+            f"index {folder} has no operating thresholds ({OPERATING_FILE}): notebook 04 stores"
+            " them (storyhash study --params <its params> --only 04_robustness), or give"
+            " --threshold"
+        )
+    try:
+        stored = OperatingPoints.model_validate_json(path.read_text())
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise damaged(folder, f"{OPERATING_FILE} is not valid ({exc.__class__.__name__})") from None
+    for point in stored.points:
+        if point.fpr == fpr:
+            return point
+    levels = ", ".join(f"{p.fpr:g}" for p in stored.points)
+    raise StoryHashError(f"index {folder} stores thresholds for FPR {levels}, not {fpr:g}")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One row of a batch query: a hit of one query video with its decision, or the query's
+    error (then ``rank`` is 0)."""
+
+    query: str
+    path: str
+    rank: int = 0
+    reference: str = ""
+    score: float = float("nan")
+    decision: str = ""  # "copy" or "no copy"
+    threshold: float = float("nan")
+    error: str = ""
+
+    @classmethod
+    def write(cls, rows: list[QueryResult], out: Path) -> None:
+        """``out`` as CSV or JSON (by its suffix), atomically."""
+        table = pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(cls)])
+        with atomic_path(out) as tmp:
+            if out.suffix.lower() == ".json":
+                records = table.astype(object).where(table.notna(), None).to_dict("records")
+                tmp.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+            else:
+                table.to_csv(tmp, index=False)
+
+    @classmethod
+    def read(cls, path: Path) -> list[QueryResult]:
+        table = pd.read_csv(
+            path, keep_default_na=False, na_values={"score": [""], "threshold": [""]}
+        )
+        return [cls(**row) for row in table.to_dict("records")]
+
+
+def query_videos(specs: list[str], folder_fps: float = 24.0) -> list[Video]:
+    """The videos named by ``specs``: each a video file or frame folder, a folder of them, a
+    manifest CSV, or a glob pattern. A name that is none of these is kept (its row will say
+    it was not found)."""
+    videos: list[Video] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_file() and path.suffix.lower() == ".csv":
+            videos += load_manifest(path)
+        elif path.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()):
+            videos += scan_directory(path, folder_fps)
+        elif not path.exists() and any(c in spec for c in "*?["):
+            matched = sorted(glob.glob(spec))
+            if not matched:
+                raise StoryHashError(f"{spec} matches no file")
+            videos += query_videos(matched, folder_fps)
+        else:
+            videos.append(Video(path.stem, path, fps=folder_fps))
+    return videos
+
+
+def _rank_one(item: tuple[Path, float], **kwargs) -> Ranking:
+    return rank_video(item[0], folder_fps=item[1], **kwargs)
+
+
+def rank_videos(
+    videos: list[Video],
+    index_dir: Path,
+    k: int,
+    threshold: float,
+    cache_dir: str = DEFAULT_CACHE,
+    visual_fallback: bool = False,
+    client=None,
+) -> tuple[list[QueryResult], list[str]]:
+    """Every video's top ``k`` with a decision against ``threshold`` (a failed video is a row
+    with its error; when every video failed, the first error is raised), and the notes on the
+    rankings. More than one video runs as tasks on ``client`` (a local Dask cluster when
+    None)."""
+    keys = [str(v.path) for v in videos]
+    items = [(v.path, v.fps) for v in videos]
+    options = {"index_dir": index_dir, "k": k, "cache_dir": cache_dir}
+    options["visual_fallback"] = visual_fallback
+    if not videos:
+        raise StoryHashError("no videos to query")
+    if len(videos) == 1:  # no cluster to start; an error is the command's
+        found, failures = {keys[0]: _rank_one(items[0], **options)}, []
+    else:
+        with dask_client() if client is None else nullcontext(client) as live:
+            found, failures = run_batch(live, _rank_one, items, keys, "queries", **options)
+        if len(failures) == len(videos):
+            raise StoryHashError(f"no video could be ranked; the first: {failures[0].error}")
+    errors = {f.key: f.error for f in failures}
+    rows, notes = [], []
+    for video, key in zip(videos, keys, strict=True):
+        where = {"query": video.video_id, "path": portable(video.path)}
+        if key in errors:
+            rows.append(QueryResult(**where, error=errors[key]))
+            continue
+        ranking = found[key]
+        notes += [f"{video.video_id}: {n}" if len(videos) > 1 else n for n in ranking.notes]
+        for rank, (reference, score) in enumerate(ranking.hits, 1):
+            decision = "copy" if score >= threshold else "no copy"
+            rows.append(
+                QueryResult(
+                    **where,
+                    rank=rank,
+                    reference=reference,
+                    score=score,
+                    decision=decision,
+                    threshold=threshold,
+                )
+            )
+    return rows, notes

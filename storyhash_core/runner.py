@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,8 +33,9 @@ import psutil
 
 from .cache import atomic_path, fetch_tree, publish_tree
 from .errors import Interrupted, StoryHashError
-from .params import PROJECT_ROOT, load_params, run_location
+from .params import PROJECT_ROOT, load_params, portable, run_location
 from .preflight import preflight
+from .progress import relay
 
 NOTEBOOKS = (
     "01_extract",
@@ -97,15 +99,18 @@ def interrupts_to_kernel() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def logged_kernel(log: IO) -> type:
-    """A kernel manager whose kernel writes its own stdout and stderr (and its Dask workers')
-    to ``log``, not to the terminal: asyncio's notes on a kernel shut down mid-task, worker
-    messages."""
+def logged_kernel(log: IO, env: dict[str, str]) -> type:
+    """A kernel manager whose kernel runs with ``env`` added to this process's environment and
+    writes its own stdout and stderr (and its Dask workers') to ``log``, not to the terminal:
+    asyncio's notes on a kernel shut down mid-task, worker messages."""
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw):
-            return await super()._async_pre_start_kernel(**kw | {"stdout": log, "stderr": log})
+            env_ = os.environ | (kw.get("env") or {}) | env
+            return await super()._async_pre_start_kernel(
+                **kw | {"stdout": log, "stderr": log, "env": env_}
+            )
 
     return LoggedKernelManager
 
@@ -118,18 +123,44 @@ def report_failures(table: Path, since: float) -> None:
             print(f"[storyhash] {failed} video(s) failed; their errors are in {table}", flush=True)
 
 
+def scratch_copy(run_dir: Path, into: Path) -> None:
+    """Start ``into`` as a copy of the run at ``run_dir`` (its tables, artifacts, indexes,
+    figures and record; not its pages or logs), unless ``into`` already holds a run."""
+    if (into / "run.json").is_file():
+        print(f"[storyhash] continuing the scratch run in {portable(into)}", flush=True)
+        return
+    if into.exists() and any(into.iterdir()):
+        raise StoryHashError(f"{into} is not empty and holds no run: choose a new --into folder")
+    if (run_dir / "run.json").is_file():
+        shutil.copytree(
+            run_dir, into, ignore=shutil.ignore_patterns("notebooks", "logs"), dirs_exist_ok=True
+        )
+        print(
+            f"[storyhash] copied {portable(run_dir)} to {portable(into)}; the run there stays"
+            " as it is",
+            flush=True,
+        )
+
+
 def run_notebooks(
     params_file: str | Path,
     notebooks: tuple[str, ...] = NOTEBOOKS,
     source: Path = PROJECT_ROOT / "notebooks",
+    into: Path | None = None,
 ) -> Path:
-    """Execute the sequence for ``params_file``; return the run folder."""
+    """Execute the sequence for ``params_file``; return the run folder. With ``into``, the
+    notebooks run in that folder, started as a copy of the params' run (which is left
+    untouched), with the params' cache."""
     params_file = Path(params_file).resolve()
     params = load_params(params_file)
     swept = preflight(params)
     if swept:
         print(f"[storyhash] removed {swept} temporary file(s) of runs killed a day or more ago")
     run_dir, url = run_location(params)
+    if into is not None:
+        into = into.resolve()
+        scratch_copy(run_dir, into)
+        run_dir, url = into, None
     if url and not (run_dir / "run.json").is_file() and fetch_tree(url, run_dir):
         print(f"[storyhash] continuing the run at {url} (downloaded to {run_dir})", flush=True)
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -163,10 +194,13 @@ def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str
     target = run_dir / "notebooks" / f"{name}.ipynb"
     log = run_dir / "logs" / f"{name}.log"
     log.parent.mkdir(exist_ok=True)
-    print(f"[storyhash] {name} -> {target}", flush=True)
+    print(f"[storyhash] {name} -> {portable(target)}", flush=True)
     t0, started = time.perf_counter(), time.time()
     try:
-        with open(log, "w") as kernel_log:
+        with (
+            open(log, "w") as kernel_log,
+            relay(log.with_suffix(".progress"), f"[storyhash] {name} · ") as env,
+        ):
             pm.execute_notebook(
                 str(source / f"{name}.ipynb"),
                 str(target),
@@ -175,11 +209,11 @@ def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str
                     "params_file": _from_notebooks(params_file, source),
                     "run_dir": _from_notebooks(run_dir, source),
                 },
-                progress_bar=True,
+                progress_bar=False,  # the stages' own progress is relayed instead
                 log_output=False,
                 kernel_name="python3",
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
-                kernel_manager_class=logged_kernel(kernel_log),
+                kernel_manager_class=logged_kernel(kernel_log, env),
             )
         report_failures(run_dir / "tables" / "failed_videos.csv", started)
     except pm.PapermillExecutionError as exc:
@@ -192,7 +226,9 @@ def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str
     except KeyboardInterrupt:
         raise Interrupted(f"stopped in {name}; {RESUME}") from None
     finally:
-        record_timing(run_dir / "run.json", name, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        record_timing(run_dir / "run.json", name, seconds)
+        print(f"[storyhash] {name} took {seconds:.0f} s", flush=True)
         if target.is_file():
             render_html(target)
         if url:

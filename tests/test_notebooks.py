@@ -1,7 +1,10 @@
 """The whole notebook sequence through papermill on a tiny embedded corpus."""
 
+import base64
 import json
 import re
+import shutil
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -53,9 +56,74 @@ def test_every_notebook_calls_its_one_stage_and_writes_nothing_itself():
             assert forbidden not in code, (name, forbidden)
 
 
-def test_the_sequence_renders_every_artifact(tmp_path):
+@pytest.fixture
+def inside_project():
+    """A scratch folder inside the project (gitignored), as a user's run folder is: its pages
+    may then name it only relative to the project."""
+    folder = PROJECT_ROOT / ".cache" / "tests" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+DATA_URI = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+")
+TQDM = re.compile(r"\d+/\d+ \[\d\d:\d\d|[0-9.]+(?:it|task|video)/s\]|\d%\|")
+ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:tmp|home|root|work|Users|var|private|mnt|opt|srv)/")
+MAX_TABLE_CHARS = 150  # about 1,100 px of a page's 1,200: no table scrolls
+
+
+def table_chars(table) -> int:
+    """A table's width in characters as a browser lays it out: the widest cell per column (a
+    header wraps at its spaces, so its longest word), plus padding."""
+    widths: dict[int, int] = {}
+    for row in table.find_all("tr"):
+        for i, cell in enumerate(row.find_all(["td", "th"])):
+            words = cell.get_text(" ", strip=True)
+            width = max(map(len, words.split()), default=0) if cell.name == "th" else len(words)
+            widths[i] = max(widths.get(i, 0), width)
+    return sum(widths.values()) + 2 * len(widths)
+
+
+def page_problems(html: str, figures: list[Path]) -> list[str]:
+    """What a reader should not meet in a rendered page: a figure the notebook saved but the
+    page does not show, progress-bar output, a dashboard link, this machine's folders, a
+    table too wide for the page."""
+    from bs4 import BeautifulSoup
+
+    shown = set(re.findall(r"data:image/[a-z]+;base64,([A-Za-z0-9+/=]+)", html))
+    problems = [
+        f"figure {f.name} not shown"
+        for f in figures
+        if base64.b64encode(f.read_bytes()).decode() not in shown
+    ]
+    text = DATA_URI.sub("", html)
+    problems += [f"progress bar: {m.group(0)!r}" for m in TQDM.finditer(text)][:3]
+    problems += ["dashboard link"] if "127.0.0.1" in text or "/status" in text else []
+    problems += [
+        f"machine path: {text[max(m.start() - 30, 0) : m.end() + 30]!r}"
+        for m in ABSOLUTE.finditer(text)
+    ][:3]
+    problems += ["this project's folder"] if str(PROJECT_ROOT) in text else []
+    for table in BeautifulSoup(text, "html.parser").find_all("table"):
+        if (chars := table_chars(table)) > MAX_TABLE_CHARS:
+            header = [c.get_text(" ", strip=True) for c in table.find("tr").find_all(["th", "td"])]
+            problems.append(f"table {chars} characters wide: {header[:4]}")
+    return problems
+
+
+def check_pages(run_dir: Path) -> None:
+    figures = json.loads((run_dir / "run.json").read_text())["figures"]
+    made = {p.name for p in (run_dir / "figures").iterdir() if p.suffix in (".png", ".jpg")}
+    assert made == {f for names in figures.values() for f in names}  # each is some page's
+    for name in NOTEBOOKS:
+        html = (run_dir / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        saved = [run_dir / "figures" / f for f in figures.get(name, [])]
+        assert page_problems(html, saved) == [], name
+
+
+def test_the_sequence_renders_every_artifact(inside_project, capfd):
     params = write_params(
-        tmp_path,
+        inside_project,
         transforms=["flip_h", "flip_v"],
         cluster={"n_workers": 1, "threads_per_worker": 2, "processes": False},
     )
@@ -64,6 +132,14 @@ def test_the_sequence_renders_every_artifact(tmp_path):
         executed = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
         assert executed.cells[-1].execution_count, name
         assert (run_dir / "notebooks" / f"{name}.html").stat().st_size > 10_000, name
+    check_pages(run_dir)
+    terminal = capfd.readouterr()  # the progress went here instead
+    assert "[storyhash] 01_extract · reference videos (0 cached): 100%" in terminal.err
+    assert re.search(r"\[storyhash\] 07_figures · sweep videos .*\| (\d+)/\1 ", terminal.err)
+    assert "[storyhash] 08_baselines_mitigation took" in terminal.out
+    figures = json.loads((run_dir / "run.json").read_text())["figures"]
+    assert figures["04_robustness"] == ["score_distributions.png", "table1_recall.png"]
+    assert len(figures["01_extract"]) == 3 and figures["02_fuse"] == []
     tables = {p.name for p in (run_dir / "tables").iterdir()}
     for stem in ("table1", "ablation"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
@@ -119,6 +195,24 @@ def test_a_failing_cell_names_notebook_and_cell(tmp_path):
     params = write_params(tmp_path)
     with pytest.raises(NotebookError, match=r"02_fuse.ipynb failed in cell \d+: StoryHashError"):
         run_notebooks(params, ("02_fuse",))
+
+
+def test_a_page_with_a_missing_figure_a_progress_bar_or_a_path_is_caught(tmp_path):
+    figure = tmp_path / "f.png"
+    figure.write_bytes(b"\x89PNG not really")
+    shown = f'<img src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}">'
+    assert page_problems(shown, [figure]) == []
+    assert page_problems("<p>no image</p>", [figure]) == ["figure f.png not shown"]
+    bar = "<pre>sweep videos (0 cached):   8%|█  | 31/399 [00:10&lt;02:00,  3.1task/s]</pre>"
+    assert page_problems(bar, [])[0].startswith("progress bar")
+    found = page_problems("<pre>run folder: /home/me/storyhash/outputs/real</pre>", [])
+    assert found == ["machine path: '<pre>run folder: /home/me/storyhash/outputs/real</pre'"]
+    wide = "<table><tr>" + "<td>0.123456789</td>" * 20 + "</tr></table>"
+    assert page_problems(wide, [])[0].startswith("table 260 characters wide")
+
+
+def test_the_committed_run_s_pages_show_their_figures_and_no_clutter():
+    check_pages(PROJECT_ROOT / "outputs" / "real")
 
 
 def test_the_committed_pages_name_no_machine_folder():

@@ -165,14 +165,14 @@ def test_query_command_finds_the_reference(tmp_path, client, capsys):
     reference = run.table("references").iloc[1]
     path = inputs.video_files(run)[reference.video_id]
     for configuration in ("fusion", "visual"):
-        assert (
-            main(
-                ["query", str(path), "--index", str(run.path("indexes", configuration)), "-k", "2"]
-            )
-            == 0
-        )
-        first = capsys.readouterr().out.splitlines()[0].split()
-        assert first[0] == "1" and first[2] == reference.video_id and float(first[1]) > 0.999
+        index = str(run.path("indexes", configuration))
+        assert main(["query", str(path), "--index", index, "-k", "2", "--threshold", "0.99"]) == 0
+        first, second = capsys.readouterr().out.splitlines()
+        assert first.split() == ["1", first.split()[1], reference.video_id, "copy"]
+        assert float(first.split()[1]) > 0.999 and second.endswith(" no copy")
+        # the same video called a copy of nothing: exit 1
+        assert main(["query", str(path), "--index", index, "--threshold", "1.01"]) == 1
+        assert capsys.readouterr().out.count(" no copy") == 3  # all three references
 
 
 def test_a_query_gets_the_studys_vector_through_the_studys_pipeline(tmp_path, client):

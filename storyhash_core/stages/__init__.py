@@ -21,10 +21,12 @@ detection gallery, method tables).
 """
 
 from . import ablation, baselines, extract, failures, figures, fuse, index, robustness
+from .inputs import about
 from .run import Run
 
 __all__ = [
     "Run",
+    "about",
     "ablation",
     "baselines",
     "extract",

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import metrics, prose
 from ..paper import Paper
-from ..plots import ablation_figure, save_figure
+from ..plots import ablation_figure
 from ..report import write_table
 from .records import AblationRecord
 from .run import Run
@@ -38,6 +38,8 @@ class Ablation:
     detection: pd.DataFrame
     significance: pd.DataFrame
     significance_discussion: str
+    queries_note: str  # which queries the ablation table counts
+    detection_queries_note: str  # which queries the detection table counts
 
 
 def run(run: Run) -> Ablation:
@@ -46,19 +48,22 @@ def run(run: Run) -> Ablation:
     paper = run.paper()
     table = ablation_table(table1, paper)
     write_table(table, run.path("tables", "ablation"), ("csv", "md", "tex"))
-    save_figure(ablation_figure(table), run.path("figures", "ablation"))
+    run.save_figure(ablation_figure(table), "ablation")
     record = AblationRecord(
         configurations=list(table["configuration"]), paper_compared=paper is not None
     )
     run.record(record)
     tests = run.table("detection_significance")
+    detection = run.table("detection_overall")
     return Ablation(
         record,
         table,
         prose.confidence(table1, paper),
-        run.table("detection_overall")[DETECTION_COLUMNS],
+        detection[DETECTION_COLUMNS],
         tests,
         prose.significance(tests),
+        prose.all_queries(int(table["queries"].iloc[0])),
+        prose.distractor_queries(detection),
     )
 
 

@@ -32,7 +32,7 @@ from ..comparison import (
 from ..features import VideoFeatures, pool
 from ..fusion import fuse
 from ..pipeline import Output
-from ..plots import rotation_mitigation_figure, save_figure
+from ..plots import rotation_mitigation_figure
 from ..report import write_table
 from ..significance import corrected
 from ..similarity import chamfer_matrix, inner_products, max_over_variants, rerank
@@ -87,7 +87,7 @@ class Baselines:
 
     record: BaselinesRecord
     overall: pd.DataFrame
-    costs: pd.DataFrame  # median seconds per query, from the record
+    costs: pd.DataFrame  # median seconds per query and step, from the record
     detection_discussion: str
     significance: pd.DataFrame
     significance_discussion: str
@@ -102,6 +102,7 @@ class Baselines:
     rotation_tests: pd.DataFrame
     rotation_record: RotationMitigationRecord
     rotation_discussion: str
+    queries_note: str  # which queries the detection tables count
 
 
 def run(run: Run) -> Baselines:
@@ -112,7 +113,10 @@ def run(run: Run) -> Baselines:
     overall, tests, flips = (
         run.table(n) for n in ("baselines_overall", "baselines_significance", "flip_mitigation")
     )
-    costs = pd.Series(record.costs, name="value").to_frame()  # wall-clock: in run.json only
+    seconds = {k.removesuffix("_s"): v for k, v in record.costs.items() if k.endswith("_s")}
+    costs = (  # wall-clock: in run.json only
+        pd.Series(seconds, name="median seconds per query").rename_axis("step").reset_index()
+    )
     spread = run.table("baselines_splits_spread")
     groups, rotation_tests = (
         run.table(n) for n in ("rotation_mitigation_groups", "rotation_mitigation_significance")
@@ -135,6 +139,7 @@ def run(run: Run) -> Baselines:
         rotation_tests,
         rotation_record,
         prose.rotation_mitigation(rotation, groups, rotation_tests),
+        prose.distractor_queries(overall),
     )
 
 
@@ -314,7 +319,7 @@ def rotation_mitigation(run: Run, client) -> tuple[pd.DataFrame, RotationMitigat
     table = summarize(rows, matrices, setup.truth, order)
     table["angle"] = angles(table["transform"])
     write_table(table, run.path("tables", "rotation_mitigation"), ("csv", "md"))
-    save_figure(rotation_mitigation_figure(table), run.path("figures", "rotation_mitigation"))
+    run.save_figure(rotation_mitigation_figure(table), "rotation_mitigation")
     groups, tests = rotation_groups(run, setup, matrices)
     write_table(groups, run.path("tables", "rotation_mitigation_groups"), ("csv", "md"))
     write_table(tests, run.path("tables", "rotation_mitigation_significance"), ("csv", "md"))

@@ -18,7 +18,7 @@ from ..cache import ArtifactCache
 from ..corpus import Video
 from ..errors import StoryHashError
 from ..params import portable_backbone
-from ..plots import save_image, track_strip
+from ..plots import track_strip
 from ..queries import generate_queries
 from ..report import write_table
 from ..synthetic import GROUND_TRUTH, synthetic_corpus
@@ -184,13 +184,11 @@ def draw_tracks(run: Run, videos: list[Video], files: pd.DataFrame) -> list[Path
     """Strips of frames with their tracks drawn, for the first few references."""
     tracks_of = files.set_index("id")["tracks"]
     tracked = [v for v in videos if tracks_of.get(v.video_id)]
+    for stale in run.path("figures").glob("tracks_*.png"):
+        stale.unlink()
     written = []
     for video in tracked[: run.params.motion.figures]:
         frames = sample_frames(video.path, run.params.motion.tracker.fps, video.fps).frames
         tracks = load_tracks(run.cache.fetch(tracks_of[video.video_id]))[0]
-        written.append(
-            save_image(
-                track_strip(frames, tracks), run.path("figures", f"tracks_{video.video_id}.png")
-            )
-        )
+        written.append(run.save_image(track_strip(frames, tracks), f"tracks_{video.video_id}.png"))
     return written

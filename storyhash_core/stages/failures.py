@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import prose
 from ..metrics import ROW_COLUMNS
-from ..plots import failure_sheet, save_image
+from ..plots import failure_sheet
 from ..report import write_table
 from .inputs import transform_order, video_files
 from .records import FailuresRecord
@@ -41,9 +41,11 @@ def run(run: Run) -> Failures:
     write_table(per_transform, run.path("tables", "failures_per_transform"))
     paths = video_files(run) if len(misses) else {}
     sheets = {}
+    for stale in run.path("figures").glob("failures_*.jpg"):  # a transform that now has none
+        stale.unlink()
     for transform, group in misses.groupby("transform", sort=False):
         sheet = failure_sheet(group, paths, run.params.evaluation.k, run.cache)
-        sheets[transform] = save_image(sheet, run.path("figures", f"failures_{transform}.jpg"))
+        sheets[transform] = run.save_image(sheet, f"failures_{transform}.jpg")
     record = FailuresRecord(
         configuration=configuration,
         queries=int((rows["configuration"] == configuration).sum()),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, prose
-from ..plots import flip_figure, rotation_figure, save_figure
+from ..plots import flip_figure, rotation_figure
 from ..queries import Query
 from ..report import write_table
 from ..significance import Clusters, PairedHits, bonferroni, paired_table
@@ -51,12 +51,11 @@ def run(run: Run) -> Figures:
     paper = run.paper()
     flips = flip_table(table1)
     write_table(flips, run.path("tables", "flips"), ("csv", "md"))
-    save_figure(flip_figure(flips), run.path("figures", "flips"))
+    run.save_figure(flip_figure(flips), "flips")
     tests = flip_tests(run.table("robustness_per_query"))
     write_table(tests, run.path("tables", "flip_tests"), ("csv", "md"))
     with run.client() as client:
         sweep, record = rotation_sweep(run, client)
-    save_figure(rotation_figure(sweep), run.path("figures", "rotation_sweep"))
     rotation_tests = paired_tests(
         run.table("rotation_sweep_per_query"), "fusion", "visual_padded", "angle"
     )
@@ -116,8 +115,8 @@ def flip_tests(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]:
-    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep``
-    and the per-query rows."""
+    """R@1 and similarity against rotation angle, per configuration -> ``tables/rotation_sweep``,
+    the per-query rows and ``figures/rotation_sweep``."""
     params = run.params
     blocks = load_blocks(run)
     queries = sweep_queries(run, client, blocks.ref_ids)
@@ -142,6 +141,7 @@ def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]
     table = table.reset_index(drop=True)
     write_table(table, run.path("tables", "rotation_sweep"), ("csv", "md"))
     write_table(rows, run.path("tables", "rotation_sweep_per_query"))
+    run.save_figure(rotation_figure(table), "rotation_sweep")
     failed = len(queries) - len(files)
     record = RotationSweepRecord(
         angles=params.figures.rotation_angles, queries=len(files), failed=failed

@@ -245,3 +245,44 @@ def features_of(
         output: load_cached([done[key].features[i] for key in items], run.cache)
         for i, output in enumerate(outputs)
     }
+
+
+# ---- what a page says about the run --------------------------------------------------------
+
+STANDS_IN = {  # backbone -> (what it is, what it stands in for)
+    "mobilenetv2-onnx": (
+        "MobileNetV2 (ImageNet, int8 ONNX, 1280-D)",
+        "the paper's CLIP ViT-B/32, which has no weights here",
+    ),
+    "clip": ("CLIP (the paper's model)", ""),
+    "dct": ("a weight-free DCT descriptor", "the paper's CLIP ViT-B/32, which has no weights here"),
+    "pdq": ("the PDQ perceptual hash", "the paper's CLIP ViT-B/32"),
+}
+TRACKERS = {
+    "flow": ("the optical-flow tracker", "the paper's SAM 2, which has no weights here"),
+    "sam2": ("SAM 2 (the paper's tracker)", ""),
+}
+
+
+def about(run: Run) -> str:
+    """Markdown for the top of a result page: the run folder, the corpus, and which visual
+    backbone and tracker made this run's features, with what each stands in for."""
+    record = run.load(ExtractRecord)
+    what, instead = STANDS_IN.get(record.backbone.name, (record.backbone.name, ""))
+    lines = [
+        f"**Run** `{run.where}`: {run.params.corpus.kind} corpus, {record.references} "
+        f"references, {record.queries} queries.",
+        f"**Visual block:** `{record.backbone.name}`, {what}"
+        + (f", in place of {instead}" if instead else "")
+        + ". Where the paper says *CLIP-only* this run's column is `visual_padded`.",
+    ]
+    if record.tracker is None:
+        lines.append("**Tracker:** none (motion is off in this run's params).")
+    else:
+        what, instead = TRACKERS.get(record.tracker.name, (record.tracker.name, ""))
+        lines.append(
+            f"**Tracker:** `{record.tracker.name}` at {record.tracker.fps:g} fps, {what}"
+            + (f", in place of {instead}" if instead else "")
+            + "."
+        )
+    return "  \n".join(lines)

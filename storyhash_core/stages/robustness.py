@@ -7,8 +7,9 @@
 - Detection: the configurations scored against the detection gallery
   (:mod:`~storyhash_core.stages.scoring`) -> ``tables/detection*`` (μAP, ROC AUC, TPR@FPR per
   transform, source-bootstrap intervals, paired tests between configurations, the μAP pivot,
-  the similarity matrices, the spread over distractor splits) and
-  ``figures/score_distributions``.
+  the similarity matrices, the spread over distractor splits),
+  ``figures/score_distributions`` and, with each configuration's index, its operating
+  thresholds (``indexes/<configuration>/operating_points.json``, read by ``storyhash query``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 
-from .. import metrics, prose
+from .. import metrics, pages, prose
+from ..detection import Pairs
 from ..paper import beside_paper
-from ..plots import per_transform_heatmap, save_figure, score_distributions
+from ..plots import per_transform_heatmap, score_distributions
+from ..query import save_operating_points
 from ..report import write_table
 from .fuse import load_blocks
 from .inputs import query_meta, transform_order
@@ -51,6 +55,10 @@ class Robustness:
     detection_splits: pd.DataFrame  # spread over distractor splits, per configuration
     discussion: str
     detection_discussion: str
+    recall: pd.DataFrame  # R@1: transforms × configurations, the paper's beside
+    similarity: pd.DataFrame  # similarity to the true reference, laid out as ``recall``
+    queries_note: str  # which queries Table 1 counts
+    detection_queries_note: str  # which queries the detection tables count
 
 
 def run(run: Run) -> Robustness:
@@ -79,6 +87,10 @@ def run(run: Run) -> Robustness:
         spread,
         discussion,
         prose.detection(overall, detection) + "\n\n" + prose.splits(spread, detection),
+        pages.table1(table1, "recall_at_1", versus),
+        pages.table1(table1, "sim_mean", versus),
+        prose.all_queries(int(record.overall[0]["queries"])),
+        prose.distractor_queries(overall),
     )
 
 
@@ -97,7 +109,7 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
         )
     tests = paired_tests(rows, "fusion", "visual_padded", "transform", transform_order(run))
     write_table(tests, run.path("tables", "table1_tests"), ("csv", "md"))
-    save_figure(per_transform_heatmap(table), run.path("figures", "table1_recall"))
+    run.save_figure(per_transform_heatmap(table), "table1_recall")
     overall = table[table["transform"] == "overall"].drop(columns="transform")
     record = RobustnessRecord(overall=overall.to_dict("records"), search_latency=latency)
     run.record(record)
@@ -124,9 +136,22 @@ def detection_stage(run: Run) -> DetectionRecord:
         order, list(matrices)
     ]
     write_table(uap.reset_index(), run.path("tables", "detection_uap"), ("csv", "md"))
-    save_figure(
-        score_distributions(matrices, setup.truth), run.path("figures", "score_distributions")
-    )
+    run.save_figure(score_distributions(matrices, setup.truth), "score_distributions")
+    store_thresholds(run, setup, matrices)
     record = DetectionRecord(**fields)
     run.record(record)
     return record
+
+
+def store_thresholds(run: Run, setup, matrices: dict[str, np.ndarray]) -> None:
+    """Each configuration's operating thresholds, measured here, stored with its index (for
+    ``storyhash query``'s decisions)."""
+    held = (~setup.truth.any(axis=1)).sum()
+    where = (
+        f"the detection gallery of {run.where}: {len(setup.truth)} queries ({held} without a"
+        f" match) against {len(setup.gallery)} references"
+    )
+    for configuration, sims in matrices.items():
+        folder = run.path("indexes", configuration)
+        if folder.is_dir():
+            save_operating_points(folder, Pairs.from_matrix(sims, setup.truth), where)

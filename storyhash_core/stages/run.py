@@ -8,12 +8,13 @@ import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from .. import __version__
@@ -30,6 +31,7 @@ from ..params import (
     resolve_path,
     run_location,
 )
+from ..plots import save_figure, save_image
 
 # read as text even when every cell is empty (so are the intervals, ``*_ci``)
 TEXT_COLUMNS = ("error", "features", "tracks", "path")
@@ -52,6 +54,9 @@ class Run:
     params: StudyParams
     dir: Path
     params_file: Path | None = None
+    # figures saved since the last record, and per notebook those this Run saved
+    _unrecorded: list[str] = field(default_factory=list, repr=False)
+    _figures: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, params_file: str | Path, run_dir: str | Path | None = None) -> Run:
@@ -91,12 +96,31 @@ class Run:
             df[column] = df[column].astype(object).where(df[column].notna(), "")
         return df
 
+    # A stage saves its figures before it records (the record names them for its notebook's
+    # page); tests check that every figure of a run is named.
+    def save_figure(self, fig: Figure, name: str) -> Path:
+        """``figures/<name>.png`` and ``.pdf``; the PNG is what the notebook's page shows."""
+        png = save_figure(fig, self.path("figures", name))[0]
+        self._unrecorded.append(png.name)
+        return png
+
+    def save_image(self, image: np.ndarray, name: str) -> Path:
+        """An RGB array as ``figures/<name>`` (JPEG or PNG by its suffix)."""
+        path = save_image(image, self.path("figures", name))
+        self._unrecorded.append(path.name)
+        return path
+
     def record(self, entry: StageRecord) -> None:
         """Keep ``entry`` under ``stages.<its stage>`` in ``run.json`` (atomically), with the
-        params, versions and CPU of this machine."""
+        params, versions and CPU of this machine, and under ``figures.<its notebook>`` the
+        figures this Run saved for that notebook (the images its page must show)."""
         path = self.path("run.json")
         data = json.loads(path.read_text()) if path.is_file() else {}
         data.setdefault("stages", {})[entry.stage] = entry.model_dump(mode="json")
+        shown = self._figures.setdefault(entry.notebook, [])
+        shown += [name for name in self._unrecorded if name not in shown]
+        self._unrecorded.clear()
+        data.setdefault("figures", {})[entry.notebook] = sorted(shown)
         data |= {
             "params": self.params.model_dump(),
             "params_file": portable(self.params_file) if self.params_file else "",
