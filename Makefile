@@ -24,9 +24,9 @@ setup: $(STAMP)  ## create .venv and install the pinned dependencies
 study: $(STAMP)  ## run the study (PARAMS=params/default.yaml; also params/real.yaml)
 	$(BIN)/storyhash study --params $(PARAMS)
 
-lab: $(STAMP)  ## JupyterLab on the project's venv, its kernel registered as "storyhash" (LAB_ARGS=...)
+lab: $(STAMP)  ## JupyterLab on the project's venv, its kernel registered as "storyhash" (LAB_ARGS=...; as root in a container: --allow-root added)
 	$(BIN)/python -m ipykernel install --sys-prefix --name storyhash --display-name "storyhash (.venv)"
-	$(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)  ## lint and format check (ruff), then the test suite
 	$(BIN)/ruff check .

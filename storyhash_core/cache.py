@@ -38,6 +38,8 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from .errors import StoryHashError
+
 _CHUNK = 1 << 20
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 # the names :func:`atomic_path` and :func:`atomic_dir` give their temporary files and folders
@@ -146,11 +148,28 @@ class ArtifactCache:
         """Whether the entry at ``path`` is complete: in the folder, or, for a URL, at the URL."""
         return path.is_file() if self.fs is None else self.fs.exists(self._remote(path))
 
-    def fetch(self, path: str | Path) -> Path:
-        """``path`` readable on this machine. An entry of a URL cache, named by any machine's
-        mirror (they all end in the same URL-hash folder), is downloaded into this machine's
-        mirror (atomically) if it is not there yet; any other path is returned as it is."""
+    def entry(self, path: str | Path) -> str:
+        """An entry of this cache as run records keep it: relative to the root (so they name
+        no machine's folders); :meth:`fetch` reads it back."""
         path = Path(path)
+        return (
+            path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+        )
+
+    def fetch(self, path: str | Path) -> Path:
+        """``path`` readable on this machine: an entry named relative to the root (as
+        :meth:`entry` gives it) or absolute. An entry of a URL cache, named by any machine's
+        mirror (they all end in the same URL-hash folder), is downloaded into this machine's
+        mirror (atomically) if it is not there yet; any other path is returned as it is. A
+        relative entry missing from a local cache is an error naming the cache."""
+        path = Path(path)
+        if not path.is_absolute():
+            path = self.root / path
+            if self.fs is None and not path.is_file():
+                raise StoryHashError(
+                    f"cache entry {path} not found: this run was made with another cache; rerun"
+                    " its notebook 01 with this one (storyhash study --params <its params>)"
+                )
         if self.fs is None or self.root.name not in path.parts:
             return path
         local = self.root.joinpath(

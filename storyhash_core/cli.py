@@ -69,6 +69,7 @@ def _manifest(args: argparse.Namespace) -> None:
 
 def _query(args: argparse.Namespace) -> int:
     from .index import load_index
+    from .preflight import check_writable
     from .query import QueryResult, check_recipe, operating_point, query_videos, rank_videos
 
     index = Path(args.index)
@@ -79,23 +80,26 @@ def _query(args: argparse.Namespace) -> int:
         point = operating_point(index, args.fpr)
         threshold = point.threshold
         why = (
-            f"FPR {point.fpr:g} on the study's detection gallery, where its TPR was {point.tpr:.3f}"
+            f"FPR {point.fpr:g} over the study's detection queries, where it found"
+            f" {point.tpr:.1%} of the copies first"
         )
+    if args.out:
+        check_writable(Path(args.out).parent, "folder of --out", "--out")
     videos = query_videos(args.videos, args.folder_fps)
     rows, notes = rank_videos(videos, index, args.k, threshold, args.cache, args.visual_fallback)
-    query = None
+    shown = None
     for row in rows:
         if row.error:
             print(f"storyhash: {row.path}: {row.error}", file=sys.stderr)
             continue
-        if len(videos) > 1 and row.query != query:
+        if len(videos) > 1 and row.path != shown:
             print(f"# {row.query} ({row.path})")
-        query = row.query
+        shown = row.path
         print(f"{row.rank:3d}  {row.score:.4f}  {row.reference}  {row.decision}")
     sys.stdout.flush()  # the hits, then the notes on them
     for note in notes:
         print(f"storyhash: note: {note}", file=sys.stderr)
-    copies = {r.query for r in rows if r.decision == "copy"}
+    copies = {r.path for r in rows if r.decision == "copy"}
     failed = sum(bool(r.error) for r in rows)
     summary = (
         f"{len(copies)} of {len(videos)} video(s) have a copy (score ≥ {threshold:.4f}: {why})"
@@ -272,12 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank videos against a saved index and decide copy / no copy",
         description="Rank each video against an index a study saved, through the study's own"
         " pipeline and cache, and call each hit a copy when its similarity reaches the"
-        " operating threshold: by default the one notebook 04 measured for a false-positive"
-        " rate of 1 %% on the study's detection gallery (stored with the index), or --threshold."
+        " operating threshold: by default the one notebook 04 measured on the study's detection"
+        " gallery so that 1 % of its queries without a match (or with a wrong best hit) are"
+        " called a copy (stored with the index), or --threshold."
         " Prints rank, similarity, video id and decision; notes on stderr say when a query is"
-        " too short for motion or the list is shorter than -k. A video that cannot be read is a"
-        " row with its error. Exit status: 0 if any video has a copy, 1 if none has, 2 on an"
-        " error that stops the command.",
+        " too short for motion or the list is shorter than -k. In a batch, a video that cannot"
+        " be read is a row with its error; a single one stops the command. Exit status: 0 if"
+        " any video has a copy, 1 if none has, 2 on an error that stops the command.",
     )
     s.add_argument(
         "videos",
@@ -292,14 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="index folder a study saved (default: %(default)s)",
     )
     s.add_argument("-k", type=_positive, default=5, help="how many results (default: 5)")
-    s.add_argument(
+    decide = s.add_mutually_exclusive_group()
+    decide.add_argument(
         "--fpr",
         type=float,
         default=0.01,
         help="the false-positive rate whose stored threshold decides (default: %(default)s;"
-        " stored: 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0001)",
+        " the levels an index stores are in its operating_points.json)",
     )
-    s.add_argument(
+    decide.add_argument(
         "--threshold",
         type=float,
         metavar="SCORE",

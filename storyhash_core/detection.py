@@ -51,6 +51,18 @@ class Pairs:
         )
 
 
+def top_hits(sims: np.ndarray, truth: np.ndarray) -> Pairs:
+    """Each query's best-scoring reference, as a decision about the query: positive when it
+    is the query's true reference. Every query with a match counts as a positive (one whose
+    best hit is wrong is missed); a query's best hit that is not its match, or a query without
+    any, is a negative. Its FPR is the share of such queries called a copy."""
+    top = np.nanmax(sims, axis=1)
+    correct = truth[np.arange(len(sims)), np.nanargmax(sims, axis=1)]
+    return Pairs(
+        top.astype(np.float64), correct, int(truth.any(axis=1).sum()), int((~correct).sum())
+    )
+
+
 def _cumulative(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
     """True and false positives above each distinct threshold, from the highest score down."""
     order = np.argsort(-pairs.scores, kind="stable")

@@ -53,8 +53,13 @@ LABELS = {
     "paper_recall_at_1": "paper R@1 %",
     "paper_recall_at_3": "paper R@3 %",
     "paper_sim_mean": "paper sim.",
-    "tpr_transferred_0.01": "TPR, FPR-1 % threshold of the other half",
-    "fpr_transferred_0.01": "FPR, that threshold",
+    "tpr_transferred_0.01": "TPR at the other half's FPR-1 % threshold,",
+    "fpr_transferred_0.01": "FPR there,",
+    "recall_gap": "R@1 gap",
+    "r1_gap": "R@1 gap",
+    "r1_gap_closed": "R@1 gap closed",
+    "sim_gap": "sim. gap",
+    "sim_gap_closed": "sim. gap closed",
 }
 
 # the columns a page shows of each kind of table
@@ -175,10 +180,10 @@ def _formatter(column: str, values: pd.Series, number: str | None):
         return number
     if name.endswith("_closed"):  # a share of a gap
         return "{:.0%}"
-    if name.startswith(("recall", "r1", "paper_recall")) or name.endswith(("_gap", "recall_gap")):
+    if name.startswith(("recall", "r1", "paper_recall")):
         return "{:.1f}"
     numbers = values.dropna()
-    if name.startswith(("queries", "sources", "only_", "positives", "pairs", "distractors")) or (
+    if pd.api.types.is_integer_dtype(values) or (
         len(numbers) and (numbers == numbers.round()).all() and numbers.abs().max() >= 10
     ):
         return "{:.0f}"
@@ -194,16 +199,21 @@ def show(
     if view is not None:
         wanted = VIEWS[view] if isinstance(view, str) else view
         df = df[[c for c in wanted if c in df.columns]]
-    df = df.reset_index(drop=True)
+    df = df.reset_index(drop=isinstance(df.index, pd.RangeIndex))  # a named index is a column
     formats = {c: f for c in df.columns if (f := _formatter(str(c), df[c], number)) is not None}
     labelled = df.rename(columns={c: _label(str(c)) for c in df.columns})
     formats = {_label(str(c)): f for c, f in formats.items()}
     bools = [c for c in labelled.columns if pd.api.types.is_bool_dtype(labelled[c])]
     for column in bools:
         formats[column] = lambda v: "yes" if v else "no"
+    styled = labelled.style.format(formats, na_rep="–")
+    text = labelled.select_dtypes(exclude="number").astype(str)
+    counts = labelled.index[text.eq("count").any(axis=1)]  # the count row of a describe() table
+    numeric = [c for c in labelled.columns if pd.api.types.is_float_dtype(labelled[c])]
+    if len(counts) and numeric:
+        styled = styled.format("{:.0f}", subset=pd.IndexSlice[counts, numeric], na_rep="–")
     return (
-        labelled.style.format(formats, na_rep="–")
-        .hide(axis="index")
+        styled.hide(axis="index")
         .set_table_attributes('class="dataframe"')
         .set_table_styles([{"selector": "th", "props": "white-space: normal;"}])  # headers wrap
     )

@@ -54,8 +54,9 @@ def note(line: str) -> None:
 def relay(path: Path, prefix: str, out: IO | None = None) -> Iterator[dict[str, str]]:
     """While the block runs, copy what kernels write to ``path`` to ``out`` (stderr), each line
     after ``prefix``; the block starts its kernels with the environment it is given. A tty
-    gets every redraw in place; other streams get finished lines and the latest status every
-    :data:`RELAY_EVERY_S` seconds."""
+    gets the latest state in place twice a second; other streams get finished lines, the
+    latest status every :data:`RELAY_EVERY_S` seconds, and the last state when the block
+    ends."""
     out = out or sys.stderr
     path.write_text("")
     env = {PROGRESS_ENV: str(path)}
@@ -78,7 +79,8 @@ def relay(path: Path, prefix: str, out: IO | None = None) -> Iterator[dict[str, 
                     out.write(("\r\x1b[K" if live else "") + f"{prefix}{status}\n")
                     shown = ""
             current = pending.rsplit("\r", 1)[-1].strip()
-            if current and current != shown and (live or time.monotonic() - last >= RELAY_EVERY_S):
+            due = live or done or time.monotonic() - last >= RELAY_EVERY_S  # done: the last state
+            if current and current != shown and due:
                 out.write(f"\r\x1b[K{prefix}{current}" if live else f"{prefix}{current}\n")
                 last, shown = time.monotonic(), current
             out.flush()

@@ -24,11 +24,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .backbones import BackboneSpec
 from .cache import FRAME_SUFFIXES, atomic_path, is_url
-from .corpus import Video, load_manifest, scan_directory
+from .corpus import VIDEO_SUFFIXES, Video, load_manifest, scan_directory
 from .detection import Pairs, threshold_at_fpr, tpr_at_fpr
 from .errors import IndexFileError, StoryHashError, problems
 from .features import FEATURE_VERSION, load_features
@@ -215,9 +215,13 @@ DEFAULT_FPR = 0.01
 
 
 class OperatingPoint(BaseModel):
-    """A score threshold (a pair at or above it is a copy), the false-positive rate it was
-    chosen for, and the true-positive rate it reached, on the study's detection gallery."""
+    """A score threshold (a hit at or above it is a copy), the false-positive rate it was
+    chosen for and the true-positive rate it reached, over the best hits of the study's
+    detection queries (:func:`~storyhash_core.detection.top_hits`): FPR is the share of queries
+    without a match (or with a wrong best hit) called a copy, TPR the share of queries with a
+    match whose true reference is found first at or above it. Unreachable: ``inf``."""
 
+    model_config = ConfigDict(ser_json_inf_nan="constants")
     fpr: float
     threshold: float
     tpr: float
@@ -229,8 +233,8 @@ class OperatingPoints(BaseModel):
 
 
 def save_operating_points(folder: Path, pairs: Pairs, measured_on: str) -> None:
-    """Store the thresholds for :data:`FPR_LEVELS` of ``pairs`` in the index ``folder``
-    (rebuilding the index removes them: they belong to its vectors)."""
+    """Store the thresholds for :data:`FPR_LEVELS` of ``pairs`` (the best hits of queries) in
+    the index ``folder`` (rebuilding the index removes them: they belong to its vectors)."""
     points = [
         OperatingPoint(fpr=f, threshold=threshold_at_fpr(pairs, f), tpr=tpr_at_fpr(pairs, f))
         for f in FPR_LEVELS
@@ -294,16 +298,25 @@ class QueryResult:
         return [cls(**row) for row in table.to_dict("records")]
 
 
+def is_frame_folder(path: Path) -> bool:
+    """A folder of frames (images and nothing that is a video or a folder), not a folder of
+    videos."""
+    inside = list(path.iterdir())
+    return any(p.suffix.lower() in FRAME_SUFFIXES for p in inside) and not any(
+        p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES for p in inside
+    )
+
+
 def query_videos(specs: list[str], folder_fps: float = 24.0) -> list[Video]:
     """The videos named by ``specs``: each a video file or frame folder, a folder of them, a
-    manifest CSV, or a glob pattern. A name that is none of these is kept (its row will say
-    it was not found)."""
+    manifest CSV, or a glob pattern. A path that does not exist is kept: ranking it fails
+    with the error (a row of a batch)."""
     videos: list[Video] = []
     for spec in specs:
         path = Path(spec)
         if path.is_file() and path.suffix.lower() == ".csv":
             videos += load_manifest(path)
-        elif path.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()):
+        elif path.is_dir() and not is_frame_folder(path):
             videos += scan_directory(path, folder_fps)
         elif not path.exists() and any(c in spec for c in "*?["):
             matched = sorted(glob.glob(spec))

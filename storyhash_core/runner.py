@@ -34,7 +34,7 @@ import psutil
 from .cache import atomic_path, fetch_tree, publish_tree
 from .errors import Interrupted, StoryHashError
 from .params import PROJECT_ROOT, load_params, portable, run_location
-from .preflight import preflight
+from .preflight import check_writable, preflight
 from .progress import relay
 
 NOTEBOOKS = (
@@ -125,7 +125,14 @@ def report_failures(table: Path, since: float) -> None:
 
 def scratch_copy(run_dir: Path, into: Path) -> None:
     """Start ``into`` as a copy of the run at ``run_dir`` (its tables, artifacts, indexes,
-    figures and record; not its pages or logs), unless ``into`` already holds a run."""
+    figures and record; not its pages or logs), unless ``into`` already holds a run. ``into``
+    may not be the run, lie inside it, or hold it."""
+    if into == run_dir or into.is_relative_to(run_dir) or run_dir.is_relative_to(into):
+        raise StoryHashError(
+            f"--into {portable(into)} overlaps the run {portable(run_dir)} it would copy:"
+            " choose a folder beside it, e.g. outputs/scratch"
+        )
+    check_writable(into, "scratch folder", "--into")
     if (into / "run.json").is_file():
         print(f"[storyhash] continuing the scratch run in {portable(into)}", flush=True)
         return

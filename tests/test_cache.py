@@ -6,6 +6,7 @@ import pytest
 
 from storyhash_core import cache as cache_module
 from storyhash_core.cache import ArtifactCache, content_digest
+from storyhash_core.errors import StoryHashError
 
 
 def test_digest_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
@@ -45,3 +46,16 @@ def test_folder_digest_follows_its_frames(tmp_path):
 def test_missing_source_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         ArtifactCache(tmp_path).digest(tmp_path / "none.mp4")
+
+
+def test_run_records_name_cache_entries_relative_to_the_cache(tmp_path):
+    cache = ArtifactCache(tmp_path / "cache")
+    entry = cache.path("features", "ab" * 32, ".npz")
+    entry.parent.mkdir(parents=True)
+    entry.write_bytes(b"x")
+    named = cache.entry(entry)
+    assert named == f"features/ab/{'ab' * 32}.npz" and cache.fetch(named) == entry
+    assert cache.entry(tmp_path / "elsewhere.mp4") == str(tmp_path / "elsewhere.mp4")
+    moved = ArtifactCache(tmp_path / "empty")  # the same records read with another cache
+    with pytest.raises(StoryHashError, match=r"cache entry .* not found: .* rerun its notebook 01"):
+        moved.fetch(named)

@@ -263,3 +263,25 @@ def test_micro_ap_and_auc_match_scikit_learn_with_ties():
     p = pairs(scores, positive)
     assert micro_ap(p) == pytest.approx(metrics.average_precision_score(positive, scores))
     assert roc_auc(p) == pytest.approx(metrics.roc_auc_score(positive, scores))
+
+
+def test_top_hits_make_one_decision_per_query():
+    from storyhash_core.detection import threshold_at_fpr, top_hits, tpr_at_fpr
+
+    sims = np.array(
+        [
+            [0.9, 0.2, 0.1],  # a copy of reference 0, found first
+            [0.3, 0.8, 0.7],  # a copy of reference 2, but reference 1 comes first: a false alarm
+            [0.6, 0.5, 0.4],  # no match in the gallery
+            [0.1, 0.2, 0.95],  # a copy of reference 2, found first
+        ]
+    )
+    truth = np.zeros_like(sims, dtype=bool)
+    truth[0, 0] = truth[1, 2] = truth[3, 2] = True
+    hits = top_hits(sims, truth)
+    assert hits.scores.tolist() == [0.9, 0.8, 0.6, 0.95]
+    assert hits.positive.tolist() == [True, False, False, True]
+    assert (hits.n_positives, hits.n_negatives) == (3, 2)
+    # no false alarm: call only what beats 0.8; two of the three copies are found
+    assert threshold_at_fpr(hits, 0.0) == 0.9 and tpr_at_fpr(hits, 0.0) == 2 / 3
+    assert threshold_at_fpr(hits, 0.5) == 0.8  # one of the two negatives called a copy

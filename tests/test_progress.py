@@ -28,14 +28,22 @@ def test_a_kernel_s_bars_and_notes_are_relayed_once_each_with_the_notebook(tmp_p
     assert lines[1].endswith("Dask: dashboard http://127.0.0.1:1/status")
 
 
-def test_an_unfinished_bar_gets_a_status_line_in_a_log(tmp_path, monkeypatch):
+def test_a_log_gets_an_unfinished_bar_s_last_state_when_the_notebook_ends(tmp_path):
+    out = io.StringIO()
+    path = tmp_path / "p.progress"
+    with progress.relay(path, "> ", out):  # ends long before RELAY_EVERY_S
+        path.write_text("\rquery videos:  25%|##  | 1/4\rquery videos:  50%|#####  | 2/4")
+    assert out.getvalue() == "> query videos:  50%|#####  | 2/4\n"  # e.g. a cell that failed
+
+
+def test_a_log_gets_a_running_bar_every_relay_interval(tmp_path, monkeypatch):
     monkeypatch.setattr(progress, "RELAY_EVERY_S", 0.0)
     out = io.StringIO()
     path = tmp_path / "p.progress"
     with progress.relay(path, "> ", out):
         path.write_text("\rquery videos:  50%|#####     | 1/2")  # no newline: still running
         progress.time.sleep(1.2)
-    assert out.getvalue().splitlines()[0] == "> query videos:  50%|#####     | 1/2"
+        assert out.getvalue() == "> query videos:  50%|#####     | 1/2\n"  # before the end
 
 
 def test_without_the_runner_progress_goes_to_the_live_stderr(monkeypatch, capsys):

@@ -81,7 +81,7 @@ def test_a_folder_becomes_one_csv_with_decisions_and_the_unreadable_video_as_a_r
 def test_a_glob_and_a_manifest_name_the_same_videos(study, batch, tmp_path, capsys):  # noqa: F811
     by_folder, by_glob, by_manifest = (tmp_path / f"{n}.json" for n in ("f", "g", "m"))
     assert query(study, str(batch), "--out", str(by_folder)) == 0
-    manifest = batch / "videos.csv"  # beside the videos it lists (not a video: not scanned)
+    manifest = batch.parent / "videos.csv"  # its paths relative to it; the batch stays as made
     write_manifest([Video(p.stem, p) for p in sorted(batch.glob("*.mp4"))], manifest)
     assert query(study, str(manifest), "--out", str(by_manifest)) == 0
     assert query(study, str(batch / "*.mp4"), "--out", str(by_glob)) == 0
@@ -112,3 +112,37 @@ def test_a_batch_where_no_video_can_be_read_is_an_error(study, tmp_path, capsys)
     err = capsys.readouterr().err
     last = err.splitlines()[-1]
     assert last.startswith("storyhash: error: no video could be ranked; the first: VideoReadError")
+
+
+def test_a_folder_of_videos_with_an_image_in_it_is_still_a_folder_of_videos(
+    study,  # noqa: F811
+    batch,
+    tmp_path,
+    capsys,
+):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(batch / "plain.mp4", folder / "a.mp4")
+    (folder / "cover.jpg").write_bytes((batch / "frames" / "00000.jpg").read_bytes())
+    assert query(study, str(folder)) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(" copy")  # a.mp4, not the image
+    query(study, str(batch / "frames"), "-k", "1")  # a folder of frames only: one video
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 and "of 1 video(s)" in err
+
+
+def test_videos_of_the_same_name_in_two_folders_are_two_rows(study, batch, tmp_path, capsys):  # noqa: F811
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        shutil.copy(batch / "plain.mp4", tmp_path / side / "x.mp4")
+    assert (
+        query(study, str(tmp_path / "a" / "x.mp4"), str(tmp_path / "b" / "x.mp4"), "-k", "1") == 0
+    )
+    out, err = capsys.readouterr()
+    assert out.count("# x (") == 2 and "2 of 2 video(s) have a copy" in err
+
+
+def test_an_unwritable_out_is_named_before_any_work(study, batch, tmp_path, capsys):  # noqa: F811
+    (tmp_path / "file").write_text("")
+    assert query(study, str(batch / "plain.mp4"), "--out", str(tmp_path / "file" / "x.csv")) == 2
+    assert "is a file, not a folder (set --out" in capsys.readouterr().err

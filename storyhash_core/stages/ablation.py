@@ -16,17 +16,6 @@ from ..report import write_table
 from .records import AblationRecord
 from .run import Run
 
-DETECTION_COLUMNS = [
-    "method",
-    "recall_at_1",
-    "recall_at_1_ci",
-    "micro_ap",
-    "micro_ap_ci",
-    "roc_auc",
-    "tpr_at_fpr_0.01",
-    "margin_mean",
-]
-
 
 @dataclass
 class Ablation:
@@ -35,7 +24,7 @@ class Ablation:
     record: AblationRecord
     table: pd.DataFrame
     confidence: str
-    detection: pd.DataFrame
+    detection: pd.DataFrame  # notebook 04's detection_overall
     significance: pd.DataFrame
     significance_discussion: str
     queries_note: str  # which queries the ablation table counts
@@ -59,7 +48,7 @@ def run(run: Run) -> Ablation:
         record,
         table,
         prose.confidence(table1, paper),
-        detection[DETECTION_COLUMNS],
+        detection,
         tests,
         prose.significance(tests),
         prose.all_queries(int(table["queries"].iloc[0])),

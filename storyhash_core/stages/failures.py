@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import prose
+from ..errors import StoryHashError
 from ..metrics import ROW_COLUMNS
 from ..plots import failure_sheet
 from ..report import write_table
@@ -40,6 +41,12 @@ def run(run: Run) -> Failures:
     write_table(misses, run.path("tables", "failures"), ("csv", "md"))
     write_table(per_transform, run.path("tables", "failures_per_transform"))
     paths = video_files(run) if len(misses) else {}
+    absent = [q for q in misses["query_id"] if not run.cache.exists(Path(paths[q]))]
+    if absent:
+        raise StoryHashError(
+            f"{len(absent)} query video(s) of the failures, e.g. {absent[0]}, are not in the"
+            f" cache {run.cache.root}: rerun notebook 01 with this cache first"
+        )
     sheets = {}
     for stale in run.path("figures").glob("failures_*.jpg"):  # a transform that now has none
         stale.unlink()

@@ -201,8 +201,8 @@ def extract_items(
             {
                 "id": key,
                 "role": what,
-                "features": str(artifact.features[0]) if artifact else "",
-                "tracks": str(artifact.tracks or "") if artifact else "",
+                "features": run.cache.entry(artifact.features[0]) if artifact else "",
+                "tracks": run.cache.entry(artifact.tracks) if artifact and artifact.tracks else "",
                 "frames_sampled": len(features.timestamps) if features else 0,
                 "duration_s": features.duration_s if features else np.nan,
                 "decode_s": features.decode_s if features else np.nan,
@@ -272,7 +272,7 @@ def about(run: Run) -> str:
     lines = [
         f"**Run** `{run.where}`: {run.params.corpus.kind} corpus, {record.references} "
         f"references, {record.queries} queries.",
-        f"**Visual block:** `{record.backbone.name}`, {what}"
+        f"**Visual block:** `{record.backbone.name}` ({record.backbone_reason}), {what}"
         + (f", in place of {instead}" if instead else "")
         + ". Where the paper says *CLIP-only* this run's column is `visual_padded`.",
     ]

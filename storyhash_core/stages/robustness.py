@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, pages, prose
-from ..detection import Pairs
+from ..detection import top_hits
 from ..paper import beside_paper
 from ..plots import per_transform_heatmap, score_distributions
 from ..query import save_operating_points
@@ -144,14 +144,15 @@ def detection_stage(run: Run) -> DetectionRecord:
 
 
 def store_thresholds(run: Run, setup, matrices: dict[str, np.ndarray]) -> None:
-    """Each configuration's operating thresholds, measured here, stored with its index (for
-    ``storyhash query``'s decisions)."""
+    """Each configuration's operating thresholds for ``storyhash query``'s decision about a
+    video, stored with its index: over the queries' best hits (:func:`top_hits`), FPR is the
+    share of queries without a match, or whose best hit is wrong, called a copy."""
     held = (~setup.truth.any(axis=1)).sum()
     where = (
-        f"the detection gallery of {run.where}: {len(setup.truth)} queries ({held} without a"
-        f" match) against {len(setup.gallery)} references"
+        f"the best hit of each of the {len(setup.truth)} queries of the detection gallery of"
+        f" {run.where} ({held} without a match) among {len(setup.gallery)} references"
     )
     for configuration, sims in matrices.items():
         folder = run.path("indexes", configuration)
         if folder.is_dir():
-            save_operating_points(folder, Pairs.from_matrix(sims, setup.truth), where)
+            save_operating_points(folder, top_hits(sims, setup.truth), where)
