@@ -25,10 +25,16 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _transforms(args: argparse.Namespace) -> None:
-    from .transforms import PAPER_TRANSFORMS, filters
+    from .transforms import HARD_EDITS, PAPER_TRANSFORMS, filters, hard_transform
 
     for t in PAPER_TRANSFORMS.values():
         print(f"{t.name:14s} {t.family:11s} crf={t.crf:<3d} {filters(t)}")
+    if args.hard:
+        print(f"# the hard suite, as drawn for the source {args.hard!r} (seeded per source)")
+        for name in HARD_EDITS:
+            t = hard_transform(name, args.hard)
+            extra = f" backgrounds={t.backgrounds}" if t.backgrounds else ""
+            print(f"{t.name:16s} {t.family:18s}{extra} {filters(t)}")
 
 
 def _transform(args: argparse.Namespace) -> None:
@@ -326,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_query)
 
     s = _command(sub, "transforms", help="list the paper's 14 transforms and their ffmpeg filters")
+    s.add_argument(
+        "--hard",
+        metavar="SOURCE_ID",
+        help="also list the hard suite's 15 edits as drawn for this source id",
+    )
     s.set_defaults(fn=_transforms)
 
     s = _command(sub, "transform", help="apply named transforms to one video or frame folder")

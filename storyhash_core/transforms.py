@@ -14,8 +14,10 @@ ffmpeg fail."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import random
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -43,14 +45,21 @@ class Transform:
     speed: float = 1.0
     crf: int = BASE_CRF
     overlay_text: str = ""
+    # > 0: ``vf`` is a filter graph over the source ``[0:v]`` and that many other videos
+    # ``[1:v]`` … (backgrounds, never gallery videos), ending in ``[edit]``
+    backgrounds: int = 0
 
     @property
     def preset(self) -> str:
         return BASE_PRESET if self.crf == BASE_CRF else COMPRESS_PRESET
 
     def spec(self) -> dict:
-        """Everything that determines the output, for cache keys."""
-        return asdict(self) | {"preset": self.preset, "x264": X264_PARAMS, "bitexact": BITEXACT}
+        """Everything that determines the output, for cache keys (a transform without
+        backgrounds keys as it did before they existed)."""
+        fields = asdict(self)
+        if not self.backgrounds:
+            del fields["backgrounds"]
+        return fields | {"preset": self.preset, "x264": X264_PARAMS, "bitexact": BITEXACT}
 
 
 def crop(fraction: float) -> str:
@@ -113,6 +122,135 @@ def _paper_transforms() -> dict[str, Transform]:
 PAPER_TRANSFORMS: dict[str, Transform] = _paper_transforms()
 
 
+# ---- the hard suite: the heavier edits of real re-uploads (VSC2022-style) --------------------
+
+FONT = "@font@"  # in a filter: the bundled font's path, filled in by :func:`filters` only, so
+# a transform's spec (its cache key) names no machine's folders
+CAPTIONS = ("BREAKING NEWS", "you won't believe this", "LIVE", "wait for it", "#viral clip")
+
+
+def _canvas(background: int, label: str) -> str:
+    """Background ``[<background>:v]`` on the source's frame size and timing, as ``[label]``
+    (the source's frames drive the output; the background's are resampled to them)."""
+    return (
+        f"[0:v]split[src{background}][ref{background}];"
+        f"[{background}:v][ref{background}]scale2ref[bg{background}][base{background}];"
+        f"[base{background}][bg{background}]overlay=0:0:shortest=1[{label}]"
+    )
+
+
+def _caption(rng: random.Random, band: float) -> str:
+    """An opaque band over the bottom ``band`` of the frame with a seeded caption on it."""
+    text = rng.choice(CAPTIONS).replace("'", "")
+    return (
+        f"drawbox=x=0:y=ih*{1 - band:g}:w=iw:h=ih*{band:g}:color=black:t=fill,"
+        f"drawtext=fontfile={FONT}:text='{text}':fontcolor=white:fontsize=h/12"
+        f":x=(w-tw)/2:y=h*{1 - band / 2:g}-th/2"
+    )
+
+
+def _pip(rng: random.Random) -> Transform:
+    scale, fx, fy = rng.uniform(0.30, 0.40), rng.random(), rng.random()
+    graph = (
+        f"{_canvas(1, 'canvas')};[src1]scale=trunc(iw*{scale:.3f}/2)*2:-2[small];"
+        f"[canvas][small]overlay=x=(W-w)*{fx:.3f}:y=(H-h)*{fy:.3f}[edit]"
+    )
+    return Transform("pip", "picture_in_picture", graph, backgrounds=1)
+
+
+def _blend(rng: random.Random) -> Transform:
+    graph = (
+        f"{_canvas(1, 'canvas')};[src1]format=yuv420p[a];[canvas]format=yuv420p[b];"
+        "[a][b]blend=all_mode=average[edit]"
+    )
+    return Transform("blend_50", "blend", graph, backgrounds=1)
+
+
+def _grid(rng: random.Random) -> Transform:
+    cell = rng.randrange(4)  # where the source sits among the three backgrounds
+    half = "scale=trunc(iw/4)*2:trunc(ih/4)*2,format=yuv420p"
+    parts = [_canvas(b, f"canvas{b}") for b in (1, 2, 3)]
+    cells = [f"[canvas{b}]{half}[cell{b}]" for b in (1, 2, 3)]
+    cells.append(f"[src1]{half}[cell0]")
+    order = [f"[cell{b}]" for b in (1, 2, 3)]
+    order.insert(cell, "[cell0]")
+    graph = ";".join([*parts, *cells]) + (
+        f";[src2]nullsink;[src3]nullsink;{''.join(order)}"
+        "xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0:shortest=1[edit]"
+    )
+    return Transform("grid_2x2", "grid", graph, backgrounds=3)
+
+
+def _crop_off_centre(rng: random.Random) -> Transform:
+    fx, fy = rng.random(), rng.random()
+    return Transform(
+        "crop_off_50",
+        "crop",
+        f"crop=trunc(iw/4)*2:trunc(ih/4)*2:(iw-ow)*{fx:.3f}:(ih-oh)*{fy:.3f}",
+    )
+
+
+def _vertical(rng: random.Random) -> Transform:
+    width = "trunc(ih*9/32)*2"  # a 9:16 frame of the source's height
+    vf = (
+        f"split[wide][fill];[fill]crop={width}:ih,boxblur=10:2[bars];"
+        f"[wide]scale={width}:-2[fit];[bars][fit]overlay=(W-w)/2:(H-h)/2"
+    )
+    return Transform("vertical_916", "reframe", vf)
+
+
+def _hue(rng: random.Random) -> Transform:
+    return Transform("hue_120_sat_50", "colour", "hue=h=120:s=0.5")
+
+
+def _noise(rng: random.Random) -> Transform:
+    return Transform(
+        "noise_40", "noise", f"noise=alls=40:allf=t+u:all_seed={rng.randrange(1 << 16)}"
+    )
+
+
+def _combined(rng: random.Random) -> Transform:
+    vf = chain(crop(0.30), "hue=s=0", _caption(rng, 0.25))
+    return Transform("combined_hard", "combined", vf, speed=1.25)
+
+
+# name -> the edit, given a generator seeded by (source, name); every numeric choice is exact
+HARD_EDITS = {
+    "pip": _pip,  # the source at 30-40 % of the width over a background, seeded position
+    "blend_50": _blend,  # a 50/50 blend with a background
+    "grid_2x2": _grid,  # one cell of a 2 x 2 grid of videos, the others backgrounds
+    "crop_off_50": _crop_off_centre,  # half the width and height kept, seeded offset
+    "vertical_916": _vertical,  # fitted into a 9:16 frame over its own blurred fill
+    "squeeze_60": lambda rng: Transform("squeeze_60", "reframe", "scale=trunc(iw*0.3)*2:ih"),
+    "grayscale": lambda rng: Transform("grayscale", "colour", "hue=s=0"),
+    "hue_120_sat_50": _hue,  # hue turned 120 degrees, saturation halved
+    # boxblur radius 5 applied 3 times ~ Gaussian sigma 5.5, in integer arithmetic (gblur's
+    # float SIMD would give other bytes on other CPUs)
+    "blur_5": lambda rng: Transform("blur_5", "blur", "boxblur=5:3"),
+    "noise_40": _noise,  # uniform temporal noise of strength 40, seeded
+    # to 30 % of the height (144 lines of a 480p source) and back to the source's size
+    "lowres_144": lambda rng: Transform(
+        "lowres_144",
+        "resolution",
+        "split[a][b];[a]scale=-2:trunc(ih*0.15)*2:flags=area[low];"
+        "[low][b]scale2ref=flags=bicubic[up][ref];[ref]nullsink;[up]null",
+    ),
+    "fps_5": lambda rng: Transform("fps_5", "frame_rate", "fps=5"),
+    "caption_30": lambda rng: Transform("caption_30", "overlay", _caption(rng, 0.30)),
+    "transpose_hflip": lambda rng: Transform("transpose_hflip", "rotate", "transpose=1,hflip"),
+    "combined_hard": _combined,  # crop 30 % + grayscale + caption + speed 1.25
+}
+
+
+def hard_transform(name: str, source_id: str) -> Transform:
+    """The hard edit ``name`` for the source ``source_id``: its positions, choices and noise
+    drawn from a seed of the two, so every run and machine makes the same query."""
+    if name not in HARD_EDITS:
+        raise TransformError(f"unknown hard edit {name!r} (known: {', '.join(HARD_EDITS)})")
+    digest = hashlib.sha256(f"{source_id}|{name}".encode()).digest()
+    return HARD_EDITS[name](random.Random(int.from_bytes(digest[:8], "big")))
+
+
 def rotation_sweep(angles: list[float]) -> list[Transform]:
     """``rotate_<angle>`` transforms for a sweep, e.g. ``[0, 15, 30, 45, 60, 75, 90]``."""
     return [Transform(f"rotate_{a:g}", "rotate", rotate(a)) for a in angles]
@@ -158,7 +296,12 @@ def _font() -> str:
 
 
 def filters(t: Transform) -> str:
-    parts = [t.vf]
+    """The ffmpeg filters of ``t``: a chain, or for a transform with backgrounds a graph whose
+    output is ``[out]``."""
+    graph = t.vf.replace(FONT, f"'{_font()}'")
+    if t.backgrounds:
+        return f"{graph};[edit]{filters(replace(t, vf='', backgrounds=0))}[out]"
+    parts = [graph]
     if t.speed != 1.0:
         parts.append(f"setpts=PTS/{t.speed:g},fps=source_fps")
     if t.overlay_text:
@@ -170,13 +313,30 @@ def filters(t: Transform) -> str:
     return chain(*parts)
 
 
-def ffmpeg_command(src: Path, t: Transform, out: Path, folder_fps: float = 24.0) -> list[str]:
-    """The ffmpeg invocation that writes ``t`` of ``src`` (file or frame folder) to ``out``."""
-    if src.is_dir():
-        pattern = str(src / f"*{frame_files(src)[0].suffix}")
-        source = ["-framerate", f"{folder_fps:g}", "-pattern_type", "glob", "-i", pattern]
+def _input(path: Path, folder_fps: float) -> list[str]:
+    if path.is_dir():
+        pattern = str(path / f"*{frame_files(path)[0].suffix}")
+        return ["-framerate", f"{folder_fps:g}", "-pattern_type", "glob", "-i", pattern]
+    return ["-i", str(path)]
+
+
+def ffmpeg_command(
+    src: Path,
+    t: Transform,
+    out: Path,
+    folder_fps: float = 24.0,
+    backgrounds: tuple[Path, ...] = (),
+) -> list[str]:
+    """The ffmpeg invocation that writes ``t`` of ``src`` (file or frame folder) to ``out``;
+    ``backgrounds`` are the other videos a transform with backgrounds composes (looped to
+    the source's length)."""
+    if len(backgrounds) != t.backgrounds:
+        raise TransformError(f"{t.name} needs {t.backgrounds} background video(s)")
+    looped = [a for b in backgrounds for a in ("-stream_loop", "-1", *_input(b, folder_fps))]
+    if t.backgrounds:
+        graph = ["-filter_complex", filters(t), "-filter_complex_threads", "1", "-map", "[out]"]
     else:
-        source = ["-i", str(src)]
+        graph = ["-map", "0:v:0", "-vf", filters(t)]
     return [
         ffmpeg_exe(),
         "-nostdin",
@@ -185,11 +345,9 @@ def ffmpeg_command(src: Path, t: Transform, out: Path, folder_fps: float = 24.0)
         "-y",
         "-threads",
         "1",
-        *source,
-        "-map",
-        "0:v:0",
-        "-vf",
-        filters(t),
+        *_input(src, folder_fps),
+        *looped,
+        *graph,
         "-filter_threads",
         "1",
         "-fps_mode",
@@ -212,9 +370,16 @@ def ffmpeg_command(src: Path, t: Transform, out: Path, folder_fps: float = 24.0)
     ]
 
 
-def apply_transform(src: Path, t: Transform, out: Path, folder_fps: float = 24.0) -> None:
+def apply_transform(
+    src: Path,
+    t: Transform,
+    out: Path,
+    folder_fps: float = 24.0,
+    backgrounds: tuple[Path, ...] = (),
+) -> None:
     """Write ``t`` of ``src`` to ``out`` with ffmpeg; raise :class:`TransformError` on failure."""
-    proc = subprocess.run(ffmpeg_command(src, t, out, folder_fps), capture_output=True, text=True)
+    command = ffmpeg_command(src, t, out, folder_fps, backgrounds)
+    proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[:2]) or "no output"
         raise TransformError(f"ffmpeg failed on {src} for {t.name}: {tail}")
