@@ -8,6 +8,8 @@ interrupted run resumes with only the missing queries.
 
 from __future__ import annotations
 
+import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from dask.distributed import Client
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
+from .errors import TransformError
 from .parallel import run_batch
-from .transforms import Transform, apply_transform, ffmpeg_exe
+from .transforms import Transform, apply_transform, ffmpeg_exe, hard_transform
 from .video import check_exists
 
 QUERY_VERSION = 1
@@ -37,8 +40,11 @@ class Query:
 
 @dataclass(frozen=True)
 class QueryJob:
+    """A reference, the transform to make of it, and the background videos it composes."""
+
     video: Video
     transform: Transform
+    backgrounds: tuple[Video, ...] = ()
 
 
 def query_id(reference_id: str, transform: str) -> str:
@@ -47,12 +53,14 @@ def query_id(reference_id: str, transform: str) -> str:
 
 def query_path(job: QueryJob, cache: ArtifactCache) -> Path:
     """Where the cache keeps ``job``'s query video (whether or not it exists yet)."""
+    extra = {"backgrounds": [cache.digest(check_exists(b.path)) for b in job.backgrounds]}
     key = spec_key(
         source=cache.digest(check_exists(job.video.path)),
         transform=job.transform.spec(),
         folder_fps=job.video.fps if job.video.is_frame_folder else None,
         ffmpeg=Path(ffmpeg_exe()).name,
         version=QUERY_VERSION,
+        **(extra if job.backgrounds else {}),  # keys without backgrounds as before
     )
     return cache.path("queries", key, ".mp4")
 
@@ -64,7 +72,8 @@ def make_query(job: QueryJob, cache_root: str) -> tuple[Path, bool]:
     if cache.exists(out):
         return out, True
     with atomic_path(out) as tmp:
-        apply_transform(job.video.path, job.transform, tmp, job.video.fps)
+        backgrounds = tuple(b.path for b in job.backgrounds)
+        apply_transform(job.video.path, job.transform, tmp, job.video.fps, backgrounds)
     cache.publish(out)
     return out, False
 
@@ -78,7 +87,31 @@ def generate_queries(
     client: Client, videos: list[Video], transforms: list[Transform], cache: ArtifactCache
 ) -> list[Query]:
     """Every transform of every video, in parallel; failures are kept with their error."""
-    jobs = [QueryJob(v, t) for v in videos for t in transforms]
+    return run_jobs(client, [QueryJob(v, t) for v in videos for t in transforms], cache)
+
+
+def hard_jobs(videos: list[Video], names: list[str], backgrounds: list[Video]) -> list[QueryJob]:
+    """Each hard edit of each video (:func:`~storyhash_core.transforms.hard_transform`), with
+    its background videos drawn from ``backgrounds`` (files, in no gallery) by a seed of the
+    source and the edit, so every run and machine composes the same query."""
+    jobs = []
+    for video in videos:
+        for name in names:
+            edit = hard_transform(name, video.video_id)
+            digest = hashlib.sha256(f"{video.video_id}|{name}|backgrounds".encode()).digest()
+            rng = random.Random(int.from_bytes(digest[:8], "big"))
+            if edit.backgrounds > len(backgrounds):
+                raise TransformError(
+                    f"{name} composes {edit.backgrounds} background videos,"
+                    f" {len(backgrounds)} given"
+                )
+            drawn = tuple(rng.sample(backgrounds, edit.backgrounds))
+            jobs.append(QueryJob(video, edit, drawn))
+    return jobs
+
+
+def run_jobs(client: Client, jobs: list[QueryJob], cache: ArtifactCache) -> list[Query]:
+    """Every job, in parallel, cached; failures are kept with their error."""
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
     done, failed = run_batch(
         client,

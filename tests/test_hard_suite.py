@@ -11,7 +11,10 @@ import av
 import numpy as np
 import pytest
 
+from storyhash_core.cache import ArtifactCache
+from storyhash_core.corpus import Video
 from storyhash_core.errors import TransformError
+from storyhash_core.queries import QueryJob, hard_jobs, query_path, run_jobs
 from storyhash_core.transforms import HARD_EDITS, apply_transform, hard_transform
 
 from .conftest import index_frames, write_video
@@ -84,3 +87,26 @@ def test_an_edit_s_cache_key_names_no_machine_folder():
     for name in HARD_EDITS:
         spec = str(hard_transform(name, "davis__bear").spec())
         assert "DejaVu" not in spec and not re.search(r"/[A-Za-z_][\w.-]*/", spec), name
+
+
+def test_hard_queries_draw_their_backgrounds_by_seed_and_are_cached_under_them(
+    inputs, tmp_path, client
+):
+    src, backgrounds = inputs
+    video = Video("davis__bear", src)
+    pool = [Video(f"bg{i}", p) for i, p in enumerate(backgrounds)]
+    names = ["pip", "grid_2x2", "blur_5"]
+    jobs = hard_jobs([video], names, pool)
+    assert [len(j.backgrounds) for j in jobs] == [1, 3, 0]
+    assert hard_jobs([video], names, pool) == jobs  # the same draw every time
+    cache = ArtifactCache(tmp_path / "cache")
+    first = run_jobs(client, jobs, cache)
+    assert [q.query_id for q in first] == [f"davis__bear@{n}" for n in names]
+    assert all(q.path and q.path.is_file() and not q.cached and not q.error for q in first)
+    assert all(q.cached for q in run_jobs(client, jobs, cache))
+    other = QueryJob(
+        video, jobs[0].transform, (pool[2] if jobs[0].backgrounds[0] != pool[2] else pool[0],)
+    )
+    assert query_path(other, cache) != first[0].path  # another background: another query
+    with pytest.raises(TransformError, match="grid_2x2 composes 3 background videos, 2 given"):
+        hard_jobs([video], ["grid_2x2"], pool[:2])
