@@ -184,9 +184,9 @@ def _grid(rng: random.Random) -> Transform:
 def _crop_off_centre(rng: random.Random) -> Transform:
     fx, fy = rng.random(), rng.random()
     return Transform(
-        "crop_off_50",
+        "crop_off_30",
         "crop",
-        f"crop=trunc(iw/4)*2:trunc(ih/4)*2:(iw-ow)*{fx:.3f}:(ih-oh)*{fy:.3f}",
+        f"crop=trunc(iw*0.15)*2:trunc(ih*0.15)*2:(iw-ow)*{fx:.3f}:(ih-oh)*{fy:.3f}",
     )
 
 
@@ -205,12 +205,12 @@ def _hue(rng: random.Random) -> Transform:
 
 def _noise(rng: random.Random) -> Transform:
     return Transform(
-        "noise_40", "noise", f"noise=alls=40:allf=t+u:all_seed={rng.randrange(1 << 16)}"
+        "noise_80", "noise", f"noise=alls=80:allf=t+u:all_seed={rng.randrange(1 << 16)}"
     )
 
 
 def _combined(rng: random.Random) -> Transform:
-    vf = chain(crop(0.30), "hue=s=0", _caption(rng, 0.25))
+    vf = chain(crop(0.30), "hue=s=0", "boxblur=2:2", _caption(rng, 0.25))
     return Transform("combined_hard", "combined", vf, speed=1.25)
 
 
@@ -219,26 +219,26 @@ HARD_EDITS = {
     "pip": _pip,  # the source at 30-40 % of the width over a background, seeded position
     "blend_50": _blend,  # a 50/50 blend with a background
     "grid_2x2": _grid,  # one cell of a 2 x 2 grid of videos, the others backgrounds
-    "crop_off_50": _crop_off_centre,  # half the width and height kept, seeded offset
+    "crop_off_30": _crop_off_centre,  # 30 % of the width and height kept, seeded offset
     "vertical_916": _vertical,  # fitted into a 9:16 frame over its own blurred fill
-    "squeeze_60": lambda rng: Transform("squeeze_60", "reframe", "scale=trunc(iw*0.3)*2:ih"),
+    "squeeze_40": lambda rng: Transform("squeeze_40", "reframe", "scale=trunc(iw*0.2)*2:ih"),
     "grayscale": lambda rng: Transform("grayscale", "colour", "hue=s=0"),
     "hue_120_sat_50": _hue,  # hue turned 120 degrees, saturation halved
     # boxblur radius 5 applied 3 times ~ Gaussian sigma 5.5, in integer arithmetic (gblur's
     # float SIMD would give other bytes on other CPUs)
     "blur_5": lambda rng: Transform("blur_5", "blur", "boxblur=5:3"),
-    "noise_40": _noise,  # uniform temporal noise of strength 40, seeded
-    # to 30 % of the height (144 lines of a 480p source) and back to the source's size
-    "lowres_144": lambda rng: Transform(
-        "lowres_144",
+    "noise_80": _noise,  # uniform temporal noise of strength 80, seeded
+    # to 15 % of the height (72 lines of a 480p source) and back to the source's size
+    "lowres_72": lambda rng: Transform(
+        "lowres_72",
         "resolution",
-        "split[a][b];[a]scale=-2:trunc(ih*0.15)*2:flags=area[low];"
+        "split[a][b];[a]scale=-2:trunc(ih*0.075)*2:flags=area[low];"
         "[low][b]scale2ref=flags=bicubic[up][ref];[ref]nullsink;[up]null",
     ),
     "fps_5": lambda rng: Transform("fps_5", "frame_rate", "fps=5"),
-    "caption_30": lambda rng: Transform("caption_30", "overlay", _caption(rng, 0.30)),
+    "caption_50": lambda rng: Transform("caption_50", "overlay", _caption(rng, 0.50)),
     "transpose_hflip": lambda rng: Transform("transpose_hflip", "rotate", "transpose=1,hflip"),
-    "combined_hard": _combined,  # crop 30 % + grayscale + caption + speed 1.25
+    "combined_hard": _combined,  # crop 30 % + grayscale + light blur + caption + speed 1.25
 }
 
 

@@ -71,7 +71,7 @@ def test_each_edit_decodes_even_sized_at_the_expected_length_and_repeats_byte_fo
 def test_seeded_choices_follow_the_source_and_nothing_else():
     assert hard_transform("pip", "davis__bear") == hard_transform("pip", "davis__bear")
     assert hard_transform("pip", "davis__bear").vf != hard_transform("pip", "davis__camel").vf
-    assert hard_transform("noise_40", "a").vf != hard_transform("noise_40", "b").vf
+    assert hard_transform("noise_80", "a").vf != hard_transform("noise_80", "b").vf
     assert hard_transform("blur_5", "a") == hard_transform("blur_5", "b")  # nothing to draw
 
 
