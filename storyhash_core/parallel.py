@@ -60,7 +60,9 @@ class QuietCancellation(WorkerPlugin):
 @contextmanager
 def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     """A client for ``config``; a local cluster is started and closed with the block. Prints
-    where the Dask dashboard (live task stream, progress, worker memory) is."""
+    where the Dask dashboard (live task stream, progress, worker memory) is; Dask's own log
+    lines stay off a rendered page (:func:`~storyhash_core.progress.logs_off_the_page`)."""
+    progress.logs_off_the_page("distributed")
     if config.address or config.scheduler_file:
         if config.scheduler_file and not Path(config.scheduler_file).expanduser().is_file():
             raise StoryHashError(

@@ -1,6 +1,6 @@
 """Where progress goes: in a live session (JupyterLab, a script) into the cell or terminal; in a
 notebook that ``storyhash study`` executes, to the terminal that runs the study, never into the
-rendered page.
+rendered page (and library log lines to the notebook's log file).
 
 The runner names a file in ``STORYHASH_PROGRESS`` for each kernel; progress bars and live-only
 notes (the Dask dashboard's address) are written there, and :func:`relay` copies them to the
@@ -8,6 +8,7 @@ terminal while the notebook runs."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -42,6 +43,19 @@ def bar(total: int, desc: str, unit: str = "video") -> tqdm:
     stream, relayed = _channel()
     often = relayed or stream.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=stream, mininterval=1 if often else 10)
+
+
+def logs_off_the_page(*names: str) -> None:
+    """When ``storyhash study`` executes the notebook, the console handlers of the loggers
+    ``names`` write to the kernel's own stderr (``<run>/logs/<notebook>.log``) instead of the
+    cell: a worker's heartbeat traceback at shutdown is a log line, not part of the page. In
+    a live session they stay where the reader is."""
+    if not os.environ.get(PROGRESS_ENV):
+        return
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setStream(sys.__stderr__)
 
 
 def note(line: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -55,3 +56,19 @@ def test_without_the_runner_progress_goes_to_the_live_stderr(monkeypatch, capsys
     progress.note("dashboard here")
     err = capsys.readouterr().err
     assert "videos: 100%" in err and err.endswith("dashboard here\n")
+
+
+def test_under_the_runner_library_logs_go_to_the_kernel_log_not_the_cell(monkeypatch, tmp_path):
+    cell = io.StringIO()  # what ipykernel puts in sys.stderr: the page
+    logger = logging.getLogger("storyhash-test-logs")
+    handler = logging.StreamHandler(cell)
+    logger.addHandler(handler)
+    try:
+        monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+        progress.logs_off_the_page(logger.name)
+        assert handler.stream is cell  # a live session: the reader sees them
+        monkeypatch.setenv(progress.PROGRESS_ENV, str(tmp_path / "p.progress"))
+        progress.logs_off_the_page(logger.name)
+        assert handler.stream is sys.__stderr__  # under storyhash study: the notebook's log
+    finally:
+        logger.removeHandler(handler)
