@@ -174,7 +174,9 @@ def _formatter(column: str, values: pd.Series, number: str | None):
     name = column.lower()
     if name in ("p", "r1_p") or name.endswith("_p") or "_p_" in name:
         return p_text
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_bool_dtype(values):
+        return lambda v: "yes" if v else "no"
+    if not pd.api.types.is_numeric_dtype(values):
         return None
     if number:
         return number
@@ -200,12 +202,11 @@ def show(
         wanted = VIEWS[view] if isinstance(view, str) else view
         df = df[[c for c in wanted if c in df.columns]]
     df = df.reset_index(drop=isinstance(df.index, pd.RangeIndex))  # a named index is a column
-    formats = {c: f for c in df.columns if (f := _formatter(str(c), df[c], number)) is not None}
-    labelled = df.rename(columns={c: _label(str(c)) for c in df.columns})
-    formats = {_label(str(c)): f for c, f in formats.items()}
-    bools = [c for c in labelled.columns if pd.api.types.is_bool_dtype(labelled[c])]
-    for column in bools:
-        formats[column] = lambda v: "yes" if v else "no"
+    labels = {c: _label(str(c)) for c in df.columns}
+    formats = {
+        labels[c]: f for c in df.columns if (f := _formatter(str(c), df[c], number)) is not None
+    }
+    labelled = df.rename(columns=labels)
     styled = labelled.style.format(formats, na_rep="–")
     text = labelled.select_dtypes(exclude="number").astype(str)
     counts = labelled.index[text.eq("count").any(axis=1)]  # the count row of a describe() table

@@ -8,8 +8,6 @@ interrupted run resumes with only the missing queries.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
 from .errors import TransformError
 from .parallel import run_batch
-from .transforms import Transform, apply_transform, ffmpeg_exe, hard_transform
+from .transforms import Transform, apply_transform, ffmpeg_exe, hard_transform, seeded
 from .video import check_exists
 
 QUERY_VERSION = 1
@@ -98,8 +96,7 @@ def hard_jobs(videos: list[Video], names: list[str], backgrounds: list[Video]) -
     for video in videos:
         for name in names:
             edit = hard_transform(name, video.video_id)
-            digest = hashlib.sha256(f"{video.video_id}|{name}|backgrounds".encode()).digest()
-            rng = random.Random(int.from_bytes(digest[:8], "big"))
+            rng = seeded(video.video_id, name, "backgrounds")
             if edit.backgrounds > len(backgrounds):
                 raise TransformError(
                     f"{name} composes {edit.backgrounds} background videos,"

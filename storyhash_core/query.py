@@ -347,8 +347,12 @@ def rank_videos(
     None)."""
     keys = [str(v.path) for v in videos]
     items = [(v.path, v.fps) for v in videos]
-    options = {"index_dir": index_dir, "k": k, "cache_dir": cache_dir}
-    options["visual_fallback"] = visual_fallback
+    options = {
+        "index_dir": index_dir,
+        "k": k,
+        "cache_dir": cache_dir,
+        "visual_fallback": visual_fallback,
+    }
     if not videos:
         raise StoryHashError("no videos to query")
     if len(videos) == 1:  # no cluster to start; an error is the command's

@@ -242,13 +242,18 @@ HARD_EDITS = {
 }
 
 
+def seeded(*parts: str) -> random.Random:
+    """A generator seeded by a hash of ``parts``: the same draws on every run and machine."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
 def hard_transform(name: str, source_id: str) -> Transform:
     """The hard edit ``name`` for the source ``source_id``: its positions, choices and noise
     drawn from a seed of the two, so every run and machine makes the same query."""
     if name not in HARD_EDITS:
         raise TransformError(f"unknown hard edit {name!r} (known: {', '.join(HARD_EDITS)})")
-    digest = hashlib.sha256(f"{source_id}|{name}".encode()).digest()
-    return HARD_EDITS[name](random.Random(int.from_bytes(digest[:8], "big")))
+    return HARD_EDITS[name](seeded(source_id, name))
 
 
 def rotation_sweep(angles: list[float]) -> list[Transform]:
