@@ -160,3 +160,21 @@ def test_auto_prefers_onnx_then_clip_then_dct(tmp_path, tiny_clip):
     assert spec.name == "clip"
     spec, why = resolve_auto(BackboneSpec(weights=str(tmp_path / "no-clip")), tmp_path / "empty")
     assert spec.name == "dct" and "weight-free" in why
+
+
+def test_the_auto_choice_s_reason_names_no_folder_of_this_machine(tmp_path, monkeypatch):
+    from storyhash_core.backbones import BackboneSpec, resolve_auto
+
+    (tmp_path / "mobilenetv2-imagenet-embed.onnx").write_bytes(b"onnx")
+    spec, reason = resolve_auto(BackboneSpec(), tmp_path)
+    assert spec.weights == str(tmp_path / "mobilenetv2-imagenet-embed.onnx")  # the spec has it
+    assert (
+        reason
+        == "auto: found the MobileNetV2 ONNX embedder mobilenetv2-imagenet-embed.onnx in models_dir"
+    )
+    import storyhash_core.backbones.clip as clip
+
+    monkeypatch.setattr(clip, "clip_weights_available", lambda name: False)
+    monkeypatch.setattr(clip, "hub_reachable", lambda: False)
+    spec, reason = resolve_auto(BackboneSpec(), tmp_path / "empty")
+    assert spec.name == "dct" and str(tmp_path) not in reason

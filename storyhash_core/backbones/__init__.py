@@ -90,14 +90,15 @@ def batched(backbone_embed, frames: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, str]:
-    """The concrete backbone for ``auto``, and why it was chosen."""
+    """The concrete backbone for ``auto``, and why it was chosen (naming files, not this
+    machine's folders: the reason is shown on rendered pages; the spec holds the path)."""
     if spec.name != "auto":
         return spec, f"backbone {spec.name!r} requested"
     onnx = models_dir / "mobilenetv2-imagenet-embed.onnx"
     if onnx.is_file():
         return spec.model_copy(
             update={"name": "mobilenetv2-onnx", "weights": str(onnx)}
-        ), f"auto: found the MobileNetV2 ONNX embedder at {onnx}"
+        ), f"auto: found the MobileNetV2 ONNX embedder {onnx.name} in models_dir"
     from .clip import clip_weights_available, hub_reachable
 
     name = spec.weights or CLIP_DEFAULT
@@ -111,7 +112,7 @@ def resolve_auto(spec: BackboneSpec, models_dir: Path) -> tuple[BackboneSpec, st
         ), f"auto: CLIP weights {name} can be downloaded"
     return (
         spec.model_copy(update={"name": "dct", "weights": None}),
-        f"auto: no {onnx.name} in {models_dir}, and CLIP weights {name} are neither on this"
+        f"auto: no {onnx.name} in models_dir, and CLIP weights {name} are neither on this"
         " machine nor downloadable, so the weight-free DCT descriptor",
     )
 
