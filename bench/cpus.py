@@ -8,7 +8,8 @@ decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed
 the flow tracker's tracks; query-by-reference similarities (float32 BLAS, and float64 rounded
 to float32) and an HNSW index's rankings and scores on fixed unit vectors; and the bytes of
 three ffmpeg transforms (and of ``compress_25`` with x264's macroblock tree, as before it was
-turned off) and of an x264 encode by PyAV. It reports which outputs equal the host's bit for bit.
+turned off), of every hard edit (backgrounds: three other DAVIS clips) and of an x264 encode
+by PyAV. It reports which outputs equal the host's bit for bit.
 
     python bench/cpus.py [--cpus Haswell-v4 Nehalem] [--out bench/results/cpus.json]
 
@@ -38,6 +39,10 @@ ONNX = SHARED / "models" / "mobilenetv2-imagenet-embed.onnx"
 CLIP = SHARED / "data" / "clips" / "davis__bear.mp4"
 FOLDER = SHARED / "data" / "davis2016-val" / "JPEGImages" / "480p" / "blackswan"
 TRANSFORMS = ["compress_25", "rotate_10", "brightness_40"]
+BACKGROUNDS = tuple(
+    SHARED / "data" / "clips" / f"{n}.mp4"
+    for n in ("davis__bear", "davis__bmx-bumps", "davis__dance-jump")
+)
 
 
 def digest(a) -> str:
@@ -99,7 +104,12 @@ def child(work: Path) -> None:
 
 def run_on(cpu: str, work: Path) -> dict:
     """Run :func:`child` (and ffmpeg) on ``cpu`` ("host": natively); return its outputs."""
-    from storyhash_core.transforms import PAPER_TRANSFORMS, ffmpeg_command
+    from storyhash_core.transforms import (
+        HARD_EDITS,
+        PAPER_TRANSFORMS,
+        ffmpeg_command,
+        hard_transform,
+    )
 
     qemu = [] if cpu == "host" else ["qemu-x86_64", "-cpu", cpu]
     t0 = time.perf_counter()
@@ -116,6 +126,12 @@ def run_on(cpu: str, work: Path) -> dict:
             command[command.index("-x264-params") + 1] = "threads=1"
         subprocess.run([*qemu, *command], check=True, stderr=subprocess.DEVNULL)
         record[f"ffmpeg_{name}"] = digest(out.read_bytes())
+    for name in HARD_EDITS:  # the hard suite, its backgrounds three other clips
+        out = work / f"hard_{name}.mp4"
+        edit = hard_transform(name, "davis__blackswan")
+        command = ffmpeg_command(FOLDER, edit, out, 24.0, BACKGROUNDS[: edit.backgrounds])
+        subprocess.run([*qemu, *command], check=True, stderr=subprocess.DEVNULL)
+        record[f"ffmpeg_hard_{name}"] = digest(out.read_bytes())
     emb = dict(np.load(work / "embeddings.npz"))
     return {"record": record, "embeddings": emb, "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -60,6 +60,12 @@ LABELS = {
     "r1_gap_closed": "R@1 gap closed",
     "sim_gap": "sim. gap",
     "sim_gap_closed": "sim. gap closed",
+    "embeddings_per_frame": "images embedded per frame",
+    "no_match_best_mean": "best score of no-match queries",
+    "threshold": "visual threshold (FPR 1 %)",
+    "tpr_at_visual_threshold": "TPR there",
+    "fpr_at_visual_threshold": "FPR there",
+    "no_match_called_copies": "no-match queries called copies",
 }
 
 # the columns a page shows of each kind of table
@@ -79,6 +85,7 @@ VIEWS = {
     "similarity": ["method", "recall_at_3", "sim_mean", "best_wrong_mean", "margin_mean"],
     "paired": [
         "transform",
+        "edit",
         "angle",
         "angles",
         "configuration",
@@ -116,6 +123,17 @@ VIEWS = {
         "margin_mean",
     ],
     "failures": ["transform", "query_id", "rank", "top1_id", "top1_sim", "sim_true", "margin"],
+    "hard_edit": [
+        "transform",
+        "method",
+        "recall_at_1",
+        "recall_at_1_ci",
+        "recall_at_3",
+        "sim_mean",
+        "best_wrong_mean",
+        "micro_ap",
+        "tpr_at_fpr_0.01",
+    ],
     "flip_mitigation": [
         "method",
         "recall_at_1_flip_h",

@@ -24,7 +24,7 @@ from .index import IndexSpec
 from .parallel import ClusterConfig
 from .synthetic import SyntheticSpec
 from .tracking import TrackerSpec
-from .transforms import resolve
+from .transforms import HARD_EDITS, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,16 +103,51 @@ class BaselineParams(_Strict):
     frame_hash: Literal["pdq"] | None = "pdq"  # classical per-frame perceptual hash (None: skip)
 
 
+def _regions() -> list[str]:
+    """A 3 x 3 grid of half-size crops (the 2 x 2 cells, the centre and the four edge
+    middles) and the centre at 70 %: a picture-in-picture at 30-40 % of the width lies mostly
+    inside one of them wherever it sits."""
+    grid = [f"crop0.5@{x:g},{y:g}" for y in (0, 0.5, 1) for x in (0, 0.5, 1)]
+    return [*grid, "crop0.7@0.5,0.5"]
+
+
 class MitigationParams(_Strict):
-    """Frame variants (storyhash_core.augment) for flip and rotation test-time augmentation."""
+    """Frame variants (storyhash_core.augment) for flip and rotation test-time augmentation
+    and the region descriptors tried on the hard suite."""
 
     flips: list[str] = Field(default_factory=lambda: ["hflip", "vflip", "hvflip"])
     rotations: list[str] = Field(default_factory=lambda: ["rot90", "rot-90", "rot45", "rot-45"])
+    regions: list[str] = Field(default_factory=_regions)
 
-    @field_validator("flips", "rotations")
+    @field_validator("flips", "rotations", "regions")
     @classmethod
     def _variants(cls, value: list[str]) -> list[str]:
         return [check_variant(v) for v in value]
+
+
+HARD_BACKGROUNDS = SyntheticSpec(n_videos=12, width=640, height=360, max_duration_s=8.0, seed=2026)
+
+
+class HardSuiteParams(_Strict):
+    """The hard edit suite (:data:`~storyhash_core.transforms.HARD_EDITS`) applied to the
+    query sources beside the paper's transforms; its picture-in-picture, blend and grid
+    compose background videos drawn by the synthetic generator (in no gallery)."""
+
+    edits: list[str] | Literal["all"] = Field(default_factory=list)  # [] : no hard suite
+    backgrounds: SyntheticSpec = HARD_BACKGROUNDS
+
+    @field_validator("edits")
+    @classmethod
+    def _known_edits(cls, value: list[str] | str) -> list[str] | str:
+        unknown = [e for e in value if e not in HARD_EDITS] if value != "all" else []
+        if unknown:
+            raise ValueError(f"unknown hard edit(s) {unknown} (known: {', '.join(HARD_EDITS)})")
+        return value
+
+    @property
+    def names(self) -> list[str]:
+        """The selected edits, in the registry's order."""
+        return [e for e in HARD_EDITS if self.edits == "all" or e in self.edits]
 
 
 class StudyParams(_Strict):
@@ -120,6 +155,7 @@ class StudyParams(_Strict):
     corpus: CorpusParams = CorpusParams()
     sampling: SamplingParams = SamplingParams()
     transforms: list[str] | Literal["paper"] = "paper"
+    hard_suite: HardSuiteParams = HardSuiteParams()
     backbone: BackboneSpec = BackboneSpec()
     models_dir: str = (
         "${STORYHASH_SHARED}/models"  # where backbone ``auto`` looks for the ONNX file

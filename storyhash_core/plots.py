@@ -61,12 +61,14 @@ def ablation_figure(ablation: pd.DataFrame) -> Figure:
     return fig
 
 
-def per_transform_heatmap(table1: pd.DataFrame, value: str = "recall_at_1") -> Figure:
-    data = table1.pivot(index="transform", columns="configuration", values=value)
-    data = data.loc[
-        list(dict.fromkeys(table1["transform"])), list(dict.fromkeys(table1["configuration"]))
-    ]
-    fig, ax = _subplots(figsize=(1.6 + 1.4 * data.shape[1], 0.35 * len(data) + 1.2))
+def per_transform_heatmap(
+    table1: pd.DataFrame, value: str = "recall_at_1", key: str = "configuration"
+) -> Figure:
+    """``value`` per transform (rows) and ``key`` (columns: configurations or methods)."""
+    data = table1.pivot(index="transform", columns=key, values=value)
+    data = data.loc[list(dict.fromkeys(table1["transform"])), list(dict.fromkeys(table1[key]))]
+    width = 1.6 + (1.4 if data.shape[1] < 6 else 0.75) * data.shape[1]
+    fig, ax = _subplots(figsize=(width, 0.35 * len(data) + 1.2 + 0.08 * max(map(len, data))))
     sns.heatmap(
         data,
         annot=True,
@@ -75,7 +77,7 @@ def per_transform_heatmap(table1: pd.DataFrame, value: str = "recall_at_1") -> F
         ax=ax,
         cbar_kws={"label": value},
     )
-    ax.set_title(f"{value} per transform and configuration")
+    ax.set_title(f"{value} per transform and {key}")
     fig.tight_layout()
     return fig
 
@@ -173,6 +175,28 @@ def failure_sheet(
     return np.concatenate(
         [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     )
+
+
+def contact_sheet(tiles: dict[str, np.ndarray], columns: int = 4) -> np.ndarray:
+    """Equal-height images in rows of ``columns``, each under its label."""
+    from .opencv import cv2
+
+    labelled = []
+    for label, tile in tiles.items():
+        band = np.full((18, tile.shape[1], 3), 255, np.uint8)
+        cv2.putText(band, label, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        labelled.append(
+            np.pad(np.concatenate([band, tile]), ((0, 6), (0, 6), (0, 0)), constant_values=255)
+        )
+    width = max(t.shape[1] for t in labelled)
+    height = max(t.shape[0] for t in labelled)
+    cells = [
+        np.pad(t, ((0, height - t.shape[0]), (0, width - t.shape[1]), (0, 0)), constant_values=255)
+        for t in labelled
+    ]
+    cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
+    rows = [np.concatenate(cells[i : i + columns], axis=1) for i in range(0, len(cells), columns)]
+    return np.concatenate(rows)
 
 
 def save_image(image: np.ndarray, path: Path) -> Path:

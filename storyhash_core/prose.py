@@ -362,3 +362,70 @@ def distractor_queries(overall: pd.DataFrame) -> str:
         f" {int(row['distractors'])} queries of held-out sources (no match) enter μAP, AUC and the"
         f" TPR at a fixed FPR as non-copies. Of {int(row['queries'])} queries in all."
     )
+
+
+def hard_suite(
+    overall: pd.DataFrame,
+    significance: pd.DataFrame,
+    tests: pd.DataFrame,
+    price: pd.DataFrame,
+    record,
+) -> str:
+    """What the hard suite says: the visual baseline's hardest edits, which methods beat it
+    over the suite and on which edits (after Bonferroni), and what the region descriptors
+    cost; ``tests`` are the per-edit tests, ``record`` the stage's HardSuiteRecord."""
+    if not len(overall):
+        return "No hard suite in this run."
+    by = overall.set_index("method")
+    base = by.loc["visual_padded"] if "visual_padded" in by.index else by.iloc[0]
+    wins = significance[
+        significance["r1_significant"] & (significance["r1_a"] > significance["r1_b"])
+    ]
+    losses = significance[
+        significance["r1_significant"] & (significance["r1_a"] < significance["r1_b"])
+    ]
+    best = overall.loc[overall["recall_at_1"].idxmax()]
+    lines = [
+        f"Over the {len(record.edits)} hard edits the visual baseline finds"
+        f" {base['recall_at_1']:.1f} % {base['recall_at_1_ci']} at rank 1 (μAP"
+        f" {base['micro_ap']:.3f}); the best method is **{best['method']}** with"
+        f" {best['recall_at_1']:.1f} % {best['recall_at_1_ci']} (μAP {best['micro_ap']:.3f}).",
+        "Better than the visual baseline over the suite after Bonferroni: "
+        + (
+            ", ".join(
+                f"{r.a} (R@1 +{r.r1_a - r.r1_b:.1f} points, {r.r1_diff_ci}; μAP {r.uap_diff_ci})"
+                for r in wins.itertuples()
+            )
+            or "none"
+        )
+        + "; worse: "
+        + (", ".join(f"{r.a} ({r.r1_a - r.r1_b:.1f})" for r in losses.itertuples()) or "none")
+        + ".",
+    ]
+    gains = tests[tests["r1_a"] > tests["r1_b"]]
+    if len(tests):
+        found = ", ".join(
+            f"{r.a} on {r.edit} ({r.r1_a:.1f} vs {r.r1_b:.1f} %, {p_is(r.r1_p_bonferroni)})"
+            for r in gains.itertuples()
+        )
+        worse = tests[tests["r1_a"] < tests["r1_b"]]["a"].value_counts()
+        lines.append(
+            "Per edit (one family over every edit and pair), gains over the visual baseline: "
+            + (found or "none")
+            + "; losses: "
+            + (", ".join(f"{m} on {n} edits" for m, n in worse.items()) or "none")
+            + "."
+        )
+    regions = price.set_index("method")
+    if "visual_regions" in regions.index:
+        r, v = regions.loc["visual_regions"], regions.loc["visual_padded"]
+        lines.append(
+            f"The region descriptors embed {int(r['embeddings_per_frame'])} images per frame"
+            f" instead of 1 (+{record.costs['visual_regions_extra_embed_s']:.2f} s per query,"
+            f" median, against {record.costs['embed_s']:.2f} s for the full frame); at the visual"
+            f" baseline's query-level threshold for FPR 1 % ({v['threshold']:.3f}) they call"
+            f" {100 * r['no_match_called_copies']:.1f} % of the queries without a match copies"
+            f" (visual {100 * v['no_match_called_copies']:.1f} %), whose best score rises from"
+            f" {v['no_match_best_mean']:.3f} to {r['no_match_best_mean']:.3f} on average."
+        )
+    return "\n\n".join(lines)

@@ -34,6 +34,7 @@ class Query:
     path: Path | None
     cached: bool = False
     error: str = ""
+    suite: str = "paper"  # "paper" (the paper's transforms and sweeps) or "hard"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class QueryJob:
     video: Video
     transform: Transform
     backgrounds: tuple[Video, ...] = ()
+    suite: str = "paper"
 
 
 def query_id(reference_id: str, transform: str) -> str:
@@ -100,10 +102,10 @@ def hard_jobs(videos: list[Video], names: list[str], backgrounds: list[Video]) -
             if edit.backgrounds > len(backgrounds):
                 raise TransformError(
                     f"{name} composes {edit.backgrounds} background videos,"
-                    f" {len(backgrounds)} given"
+                    f" {len(backgrounds)} given (params: raise hard_suite.backgrounds.n_videos)"
                 )
             drawn = tuple(rng.sample(backgrounds, edit.backgrounds))
-            jobs.append(QueryJob(video, edit, drawn))
+            jobs.append(QueryJob(video, edit, drawn, "hard"))
     return jobs
 
 
@@ -128,6 +130,7 @@ def run_jobs(client: Client, jobs: list[QueryJob], cache: ArtifactCache) -> list
             j.transform.family,
             *(done[k] if k in done else (None, False)),
             errors.get(k, ""),
+            j.suite,
         )
         for j, k in zip(jobs, keys, strict=True)
     ]

@@ -134,3 +134,62 @@ def test_the_detection_scaler_is_fitted_on_the_gallery_only():
             fuse({"action": leaky.apply(raw[:2])}, "action"),
         ),
     )
+
+
+HARD = {
+    "edits": ["grid_2x2", "crop_off_30", "grayscale"],  # in the registry's order
+    "backgrounds": {"n_videos": 6, "width": 160, "height": 90, "max_duration_s": 3.0, "seed": 7},
+}
+QUADRANTS = ["crop0.5@0,0", "crop0.5@1,0", "crop0.5@0,1", "crop0.5@1,1"]
+
+
+def test_the_hard_suite_scores_every_method_on_the_detection_gallery(tmp_path, client):
+    params = write_params(
+        tmp_path,
+        hard_suite=HARD,
+        mitigation={"flips": ["vflip"], "rotations": ["rot45"], "regions": QUADRANTS},
+    )
+    run = run_stages(params, client)  # 3 references: 6 paper queries, 9 hard ones
+    queries = run.table("queries")
+    assert queries.groupby("suite").size().to_dict() == {"hard": 9, "paper": 6}
+    assert (queries["error"] == "").all()
+    assert len(stages.fuse.load_blocks(run).query_ids) == 6
+    assert len(stages.fuse.load_blocks(run, "hard").query_ids) == 9
+    table1 = run.table("table1")  # Table 1 keeps the paper's transforms only
+    assert set(table1["transform"]) == {"flip_v", "speed_1.1", "overall"}
+    hard1 = run.table("table1_hard")
+    assert list(dict.fromkeys(hard1["transform"])) == [*HARD["edits"], "overall"]
+
+    record = stages.hard_suite.hard_suite(run, client)
+    baselines = stages.baselines.baselines(run, client)
+    assert record.held_out == baselines.held_out  # the same gallery and distractors
+    assert {"fusion", "pdq_chamfer", "visual_flip_tta_query", "visual_rotation_tta"} <= set(
+        record.methods
+    )
+    summary = run.table("hard_suite")
+    assert len(summary) == len(record.methods) * 4  # every method × (3 edits + overall)
+    assert summary["recall_at_1_ci"].str.startswith("[").all()
+    rows = run.table("hard_suite_per_query").set_index(["method", "query_id"])
+    grid = [q for q in queries["query_id"] if q.endswith("@grid_2x2")]
+    matched = [q for q in grid if not rows.loc[("visual_padded", q), "distractor"]]
+    regions, full = (
+        rows.loc[m].loc[matched, "sim_true"] for m in ("visual_regions", "visual_padded")
+    )
+    assert (regions > full + 0.01).all()  # the source's own cell of the grid matches it best
+    tests = run.table("hard_suite_tests")
+    pairs = len(run.table("hard_suite_significance"))
+    assert len(tests) == 3 * pairs and set(tests["edit"]) == set(HARD["edits"])
+    expected = np.minimum(1, tests["r1_p"] * len(tests))  # one family over every edit and pair
+    assert np.allclose(tests["r1_p_bonferroni"], expected)
+    price = run.table("hard_suite_price").set_index("method")
+    assert price.loc["visual_regions", "embeddings_per_frame"] == 5
+    assert (
+        price.loc["visual_padded", "no_match_best_mean"]
+        <= price.loc["visual_regions", "no_match_best_mean"]
+    )  # a best over more crops can only raise a no-match query's best score
+    assert record.contact_source in set(queries["reference_id"])
+    assert run.path("figures", "hard_suite_contact.jpg").stat().st_size > 5000
+
+    failures = stages.failures.run(run)
+    assert failures.record.hard_queries == 9 and failures.record.queries == 6
+    assert set(failures.hard_per_edit["transform"]) <= set(HARD["edits"])

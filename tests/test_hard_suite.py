@@ -11,9 +11,11 @@ import av
 import numpy as np
 import pytest
 
+from storyhash_core.augment import apply_variant, check_variant
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import Video
-from storyhash_core.errors import TransformError
+from storyhash_core.errors import ParamsError, TransformError
+from storyhash_core.params import HardSuiteParams, load_params
 from storyhash_core.queries import QueryJob, hard_jobs, query_path, run_jobs
 from storyhash_core.transforms import HARD_EDITS, apply_transform, hard_transform
 
@@ -110,3 +112,26 @@ def test_hard_queries_draw_their_backgrounds_by_seed_and_are_cached_under_them(
     assert query_path(other, cache) != first[0].path  # another background: another query
     with pytest.raises(TransformError, match="grid_2x2 composes 3 background videos, 2 given"):
         hard_jobs([video], ["grid_2x2"], pool[:2])
+
+
+def test_a_region_variant_keeps_its_share_of_the_frame_at_its_offset():
+    frames = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
+    top_right = apply_variant(frames, "crop0.5@1,0")
+    assert (top_right == frames[:, 0:2, 3:6]).all()
+    centre = apply_variant(frames, "crop0.5@0.5,0.5")
+    assert (centre == frames[:, 1:3, 2:5]).all()  # 3 columns left over: 1.5 rounds up to 2
+    assert apply_variant(frames, "crop1@0,0").shape == frames.shape
+    for bad in ("crop0@0,0", "crop0.5@2,0", "crop0.5", "crop-0.5@0,0"):
+        with pytest.raises(ValueError, match="crop<keep>@<x>,<y>"):
+            check_variant(bad)
+
+
+def test_the_params_select_hard_edits_by_name_in_the_registry_s_order(tmp_path):
+    suite = HardSuiteParams(edits=["grayscale", "pip"])
+    assert suite.names == ["pip", "grayscale"]
+    assert HardSuiteParams(edits="all").names == list(HARD_EDITS)
+    assert HardSuiteParams().names == []  # none unless the params ask
+    path = tmp_path / "p.yaml"
+    path.write_text("hard_suite: {edits: [pip, sepia]}\n")
+    with pytest.raises(ParamsError, match=r"hard_suite.edits: .*'sepia'.*known: pip, blend_50"):
+        load_params(path)

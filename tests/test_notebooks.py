@@ -43,6 +43,7 @@ STAGES = {
     "06_failure_analysis": "failures",
     "07_figures": "figures",
     "08_baselines_mitigation": "baselines",
+    "09_hard_suite": "hard_suite",
 }
 
 
@@ -79,6 +80,7 @@ ABSOLUTE = re.compile(
     r"(?<![\w.:/~-])/(?:tmp|home|root|work|Users|var|private|mnt|opt|srv|data|scratch|nfs)/"
 )
 DASHBOARD = re.compile(r"https?://[\w.:-]+/status")
+BACKGROUNDS = {"n_videos": 2, "width": 160, "height": 90, "max_duration_s": 3.0, "seed": 7}
 MAX_TABLE_CHARS = 150  # about 1,100 px of a page's 1,200: no table scrolls
 
 
@@ -135,6 +137,8 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
     params = write_params(
         inside_project,
         transforms=["flip_h", "flip_v"],
+        hard_suite={"edits": ["pip", "grayscale"], "backgrounds": BACKGROUNDS},
+        mitigation={"flips": ["vflip"], "rotations": ["rot45"], "regions": ["crop0.5@0,0"]},
         cluster={"n_workers": 1, "threads_per_worker": 2, "processes": False},
     )
     run_dir = run_notebooks(params)
@@ -157,6 +161,7 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
     figures = json.loads((run_dir / "run.json").read_text())["figures"]
     assert figures["04_robustness"] == ["score_distributions.png", "table1_recall.png"]
     assert len(figures["01_extract"]) == 3 and figures["02_fuse"] == []
+    assert figures["09_hard_suite"] == ["hard_suite_contact.jpg", "hard_suite_recall.png"]
     tables = {p.name for p in (run_dir / "tables").iterdir()}
     for stem in ("table1", "ablation"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables
@@ -176,6 +181,11 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
         "rotation_mitigation_groups.csv",
         "detection_scores.npz",
         "baselines_scores.npz",
+        "table1_hard.csv",
+        "hard_suite.csv",
+        "hard_suite_overall.csv",
+        "hard_suite_tests.csv",
+        "hard_suite_price.csv",
     } <= tables
     for fig in (
         "ablation",
@@ -184,6 +194,7 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
         "table1_recall",
         "score_distributions",
         "rotation_mitigation",
+        "hard_suite_recall",
     ):
         for ext in ("png", "pdf"):
             assert (run_dir / "figures" / f"{fig}.{ext}").stat().st_size > 1000, fig
@@ -200,6 +211,7 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
         "detection",
         "baselines",
         "rotation_mitigation",
+        "hard_suite",
     } <= set(record["stages"])
     html = (run_dir / "notebooks" / "05_ablation.html").read_text()
     assert "What the numbers say" in html and "mean margin" in html and "over sources" in html

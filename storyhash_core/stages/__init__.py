@@ -11,6 +11,7 @@
 - ``07_figures`` :mod:`.figures`: ``tables/flips``, ``flip_tests``, ``rotation_sweep*``
 - ``08_baselines_mitigation`` :mod:`.baselines`: ``tables/baselines*``, ``flip_mitigation``,
   ``rotation_mitigation``
+- ``09_hard_suite`` :mod:`.hard_suite`: ``tables/hard_suite*``, ``figures/hard_suite_*``
 
 Each stage reads only what earlier ones wrote (tables, ``artifacts/``, the cache, and their
 typed records in ``run.json``, :mod:`.records`), so any notebook reruns on its own from the
@@ -20,7 +21,17 @@ Failures are rows with their error, never dropped. Helpers shared by several sta
 detection gallery, method tables).
 """
 
-from . import ablation, baselines, extract, failures, figures, fuse, index, robustness
+from . import (
+    ablation,
+    baselines,
+    extract,
+    failures,
+    figures,
+    fuse,
+    hard_suite,
+    index,
+    robustness,
+)
 from .inputs import about
 from .run import Run
 
@@ -33,6 +44,7 @@ __all__ = [
     "failures",
     "figures",
     "fuse",
+    "hard_suite",
     "index",
     "robustness",
 ]

@@ -159,31 +159,10 @@ def baselines(run: Run, client) -> BaselinesRecord:
     blocks = load_blocks(run)
     meta = query_meta(run, blocks.query_ids)
     setup = detection_setup(run, blocks.ref_ids, meta)
-    files = run.table("files", "artifacts").set_index("id")["features"]
-    query_features = load_cached([files[q] for q in blocks.query_ids], run.cache)
-    by_query, by_ref = _extra_features(run, client, blocks)
-    full = reference_matrices(run, blocks, query_features, by_query, by_ref)
-
-    def matrices_for(gallery: list[str]) -> dict[str, np.ndarray]:
-        columns = [blocks.ref_ids.index(r) for r in gallery]
-        out = configuration_matrices(run, blocks, gallery)  # its visual_padded stays
-        out |= {name: m[:, columns] for name, m in full.items() if name not in out}
-        k = params.baselines.chamfer_k
-        visual = out[BASELINE]
-        out[f"visual_top{k}"] = rerank(visual, visual, k)
-        out[f"visual_chamfer_top{k}"] = rerank(visual, out["visual_chamfer"], k)
-        return out
-
-    matrices = matrices_for(setup.gallery)
-    k = params.baselines.chamfer_k
-    configurations = set(params.evaluation.configurations)
-    pairs = [
-        (m, f"visual_top{k}" if m == f"visual_chamfer_top{k}" else BASELINE)
-        for m in matrices
-        if m not in configurations | {BASELINE, f"visual_top{k}"}
-    ]
-    fields, summary = report_methods(run, setup, matrices, "baselines", pairs)
-    split_spread(run, blocks.ref_ids, meta, matrices_for, "baselines")
+    methods = Methods.of(run, client, blocks)
+    matrices = methods.against(setup.gallery)
+    fields, summary = report_methods(run, setup, matrices, "baselines", methods.pairs(matrices))
+    split_spread(run, blocks.ref_ids, meta, methods.against, "baselines")
     write_table(
         flip_mitigation(summary, BASELINE), run.path("tables", "flip_mitigation"), ("csv", "md")
     )
@@ -194,12 +173,55 @@ def baselines(run: Run, client) -> BaselinesRecord:
         ]
         write_table(wide.reset_index(), run.path("tables", name), ("csv", "md"))
     flips = flip_outputs(params, extracted_backbone(run))
-    costs = stage_costs(query_features, by_query) | {
+    costs = stage_costs(methods.features, methods.by_query) | {
         "gallery_factor_flip_aug_reference": 1 + len(flips)
     }
     record = BaselinesRecord(**fields, methods=list(matrices), costs=costs)
     run.record(record)
     return record
+
+
+@dataclass
+class Methods:
+    """The configurations and every baseline for the queries of some blocks: similarities to
+    every reference, cut to a gallery by :meth:`against`."""
+
+    run: Run
+    blocks: Blocks
+    full: dict[str, np.ndarray]  # the baselines' queries × references (not the configurations)
+    features: list[VideoFeatures]  # the queries' backbone features
+    by_query: dict[Output, list[VideoFeatures]]  # their frame hash and flip variants
+
+    @classmethod
+    def of(cls, run: Run, client, blocks: Blocks) -> Methods:
+        files = run.table("files", "artifacts").set_index("id")["features"]
+        features = load_cached([files[q] for q in blocks.query_ids], run.cache)
+        by_query, by_ref = _extra_features(run, client, blocks)
+        full = reference_matrices(run, blocks, features, by_query, by_ref)
+        return cls(run, blocks, full, features, by_query)
+
+    def against(self, gallery: list[str]) -> dict[str, np.ndarray]:
+        """Every method's queries × ``gallery`` similarities (the configurations' action
+        scaler fitted on the gallery), Chamfer also re-ranking the visual top-k."""
+        columns = [self.blocks.ref_ids.index(r) for r in gallery]
+        out = configuration_matrices(self.run, self.blocks, gallery)  # its visual_padded stays
+        out |= {name: m[:, columns] for name, m in self.full.items() if name not in out}
+        k = self.run.params.baselines.chamfer_k
+        visual = out[BASELINE]
+        out[f"visual_top{k}"] = rerank(visual, visual, k)
+        out[f"visual_chamfer_top{k}"] = rerank(visual, out["visual_chamfer"], k)
+        return out
+
+    def pairs(self, matrices: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+        """Each method against the visual baseline (the re-ranker against the visual scores
+        truncated to the same top-k), the configurations left to notebook 04."""
+        k = self.run.params.baselines.chamfer_k
+        skip = set(self.run.params.evaluation.configurations) | {BASELINE, f"visual_top{k}"}
+        return [
+            (m, f"visual_top{k}" if m == f"visual_chamfer_top{k}" else BASELINE)
+            for m in matrices
+            if m not in skip
+        ]
 
 
 def reference_matrices(

@@ -19,7 +19,7 @@ from ..corpus import Video
 from ..errors import StoryHashError
 from ..params import portable_backbone
 from ..plots import track_strip
-from ..queries import generate_queries
+from ..queries import run_jobs
 from ..report import write_table
 from ..synthetic import GROUND_TRUTH, synthetic_corpus
 from ..tracking import load_tracks
@@ -31,11 +31,12 @@ from .inputs import (
     corpus_root,
     extract_items,
     flip_outputs,
+    hard_outputs,
     hash_outputs,
     load_corpus,
     portable_path,
     query_items,
-    query_sources,
+    query_jobs,
     reference_items,
     worker_cpus,
 )
@@ -57,14 +58,20 @@ def extract(run: Run, client) -> ExtractRecord:
     backbone, why = concrete_backbone(params)
     videos = load_corpus(params, run.cache)
     transforms = resolve(params.transforms)
-    queries = generate_queries(client, query_sources(params, videos), transforms, run.cache)
+    queries = run_jobs(client, query_jobs(params, run.cache, videos), run.cache)
     transforms_s = clock()
     extra = hash_outputs(params) + flip_outputs(params, backbone)
     refs = extract_items(run, client, backbone, reference_items(videos), "reference", extra)
     if (refs["error"] != "").all():
         first = "; ".join(f"{r.id}: {r.error}" for r in refs.head(2).itertuples())
         raise StoryHashError(f"every one of the {len(refs)} references failed, first {first}")
-    probes = extract_items(run, client, backbone, query_items(queries), "query", extra)
+    paper = [q for q in queries if q.suite == "paper"]
+    hard = [q for q in queries if q.suite == "hard"]
+    probes = extract_items(run, client, backbone, query_items(paper), "query", extra)
+    if hard:
+        outputs = hard_outputs(params, backbone)
+        found = extract_items(run, client, backbone, query_items(hard), "hard query", outputs)
+        probes = pd.concat([probes, found.assign(role="query")], ignore_index=True)
     files = pd.concat([refs, probes], ignore_index=True)
 
     root = corpus_root(params, run.cache)
@@ -86,6 +93,7 @@ def extract(run: Run, client) -> ExtractRecord:
                 "reference_id": q.reference_id,
                 "transform": q.transform,
                 "family": q.family,
+                "suite": q.suite,
                 "transform_error": q.error,
             }
             for q in queries
@@ -134,6 +142,8 @@ def extract(run: Run, client) -> ExtractRecord:
         queries_failed=int((query_table["error"] != "").sum()),
         queries_cached=sum(q.cached for q in queries),
         transforms=[t.name for t in transforms],
+        hard_edits=params.hard_suite.names,
+        hard_queries=len(hard),
         seconds={"transforms": transforms_s},
         seconds_per_video_median={
             step.removesuffix("_s"): float(costs[step].median()) for step in TIMING

@@ -114,12 +114,20 @@ def save_blocks(blocks: Blocks, path: Path) -> None:
             )
 
 
-def load_blocks(run: Run) -> Blocks:
+def load_blocks(run: Run, suite: str = "paper") -> Blocks:
+    """The blocks of the references and of the queries of ``suite`` (``paper``: the paper's
+    transforms, ``hard``: the hard suite; ``tables/queries.csv`` says which is which)."""
     path = run.path("artifacts", "blocks.npz")
     if not path.is_file():
         raise StoryHashError(f"{path} not found: run notebooks/02_fuse first")
+    queries = run.table("queries")
+    suites = queries["suite"] if "suite" in queries else "paper"  # a run from before the suites
+    wanted = set(queries.loc[queries.assign(suite=suites)["suite"] == suite, "query_id"])
     with np.load(path) as z:
         refs = {k[4:]: z[k] for k in z.files if k.startswith("ref_") and k != "ref_ids"}
-        queries = {k[6:]: z[k] for k in z.files if k.startswith("query_") and k != "query_ids"}
+        ids = z["query_ids"].tolist()
+        keep = np.array([q in wanted for q in ids], dtype=bool)
+        probes = {k[6:]: z[k][keep] for k in z.files if k.startswith("query_") and k != "query_ids"}
         scaler = MinMax(z["scaler_low"], z["scaler_high"]) if "scaler_low" in z.files else None
-        return Blocks(z["ref_ids"].tolist(), refs, z["query_ids"].tolist(), queries, scaler)
+        kept = [q for q, k in zip(ids, keep, strict=True) if k]
+        return Blocks(z["ref_ids"].tolist(), refs, kept, probes, scaler)

@@ -17,7 +17,7 @@ from ..machine import cpu
 from ..parallel import Failure
 from ..params import StudyParams, local_backbone, portable, resolve_path
 from ..pipeline import Output, process_videos
-from ..queries import Query, QueryJob, generate_queries, query_path
+from ..queries import Query, QueryJob, generate_queries, hard_jobs, query_id, query_path
 from ..synthetic import synthetic_corpus
 from ..tracking import load_tracks
 from ..transforms import resolve, rotation_sweep
@@ -72,6 +72,24 @@ def query_sources(params: StudyParams, videos: list[Video]) -> list[Video]:
     return [v for v in videos if wanted is None or v.collection in wanted]
 
 
+def hard_backgrounds(params: StudyParams, cache) -> list[Video]:
+    """The video files the hard suite composes with its sources (drawn by the synthetic
+    generator, so in no gallery)."""
+    made = load_manifest(synthetic_corpus(params.hard_suite.backgrounds, cache))
+    return [v for v in made if v.path.is_file()]
+
+
+def query_jobs(params: StudyParams, cache, videos: list[Video]) -> list[QueryJob]:
+    """Every query the params ask of the corpus ``videos``: the transforms of each query
+    source, then the hard suite's edits of each."""
+    sources = query_sources(params, videos)
+    jobs = [QueryJob(v, t) for v in sources for t in resolve(params.transforms)]
+    if params.hard_suite.names:
+        backgrounds = hard_backgrounds(params, cache)
+        jobs += hard_jobs(sources, params.hard_suite.names, backgrounds)
+    return jobs
+
+
 def reference_items(videos: list[Video]) -> Items:
     return {v.video_id: (v.path, v.fps) for v in videos}
 
@@ -86,20 +104,18 @@ def query_files(
 ) -> dict[str, Path]:
     """The cached video of each query id (``<reference>@<transform>``), found from its content
     key (``corpus``: the run's references, if already loaded)."""
-    videos = {v.video_id: v for v in corpus or load_corpus(run.params, run.cache)}
-    queries = run.table("queries").set_index("query_id")
-    missing = sorted(set(query_ids) - set(queries.index))
-    missing = missing or sorted(set(queries.loc[query_ids, "reference_id"]) - set(videos))
+    videos = corpus or load_corpus(run.params, run.cache)
+    jobs = {
+        query_id(j.video.video_id, j.transform.name): j
+        for j in query_jobs(run.params, run.cache, videos)
+    }
+    missing = sorted(set(query_ids) - set(jobs))
     if missing:
         raise StoryHashError(
-            f"{run.path('tables', 'queries.csv')} does not match the corpus of the"
-            f" params ({missing[0]} unknown): rerun notebooks/01_extract"
+            f"query {missing[0]} of {run.path('tables', 'queries.csv')} is not one the"
+            " params make of the corpus: rerun notebooks/01_extract"
         )
-    jobs = {
-        q: QueryJob(videos[queries.at[q, "reference_id"]], resolve([queries.at[q, "transform"]])[0])
-        for q in query_ids
-    }
-    return {q: query_path(job, run.cache) for q, job in jobs.items()}
+    return {q: query_path(jobs[q], run.cache) for q in query_ids}
 
 
 def video_files(run: Run) -> dict[str, Path]:
@@ -159,8 +175,25 @@ def flip_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
 
 
 def rotation_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
-    """The rotated variants notebook 08 tries on the rotation sweep, computed by notebook 07."""
+    """The rotated variants notebook 08 tries on the rotation sweep, computed by notebook 07,
+    and notebook 09 on the hard suite, computed by notebook 01."""
     return [(backbone, variant) for variant in params.mitigation.rotations]
+
+
+def region_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """The crops notebook 09 tries on the hard suite (computed by notebook 01)."""
+    return [(backbone, variant) for variant in params.mitigation.regions]
+
+
+def hard_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
+    """What notebook 01 computes for a hard-suite query besides its features: every extra
+    output of a paper query, the rotated variants and the regions."""
+    return [
+        *hash_outputs(params),
+        *flip_outputs(params, backbone),
+        *rotation_outputs(params, backbone),
+        *region_outputs(params, backbone),
+    ]
 
 
 def worker_cpus(client) -> list[dict]:
@@ -271,7 +304,8 @@ def about(run: Run) -> str:
     what, instead = STANDS_IN.get(record.backbone.name, (record.backbone.name, ""))
     lines = [
         f"**Run** `{run.where}`: {run.params.corpus.kind} corpus, {record.references} "
-        f"references, {record.queries} queries.",
+        f"references, {record.queries - record.hard_queries} queries of the paper's transforms"
+        + (f" and {record.hard_queries} of the hard suite." if record.hard_queries else "."),
         f"**Visual block:** `{record.backbone.name}` ({record.backbone_reason}), {what}"
         + (f", in place of {instead}" if instead else "")
         + ". Where the paper says *CLIP-only* this run's column is `visual_padded`.",

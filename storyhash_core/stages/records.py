@@ -40,6 +40,8 @@ class ExtractRecord(StageRecord):
     queries_failed: int
     queries_cached: int
     transforms: list[str]  # in the order of every per-transform table
+    hard_edits: list[str] = []  # the hard suite's, in the order of its tables
+    hard_queries: int = 0  # of ``queries``
     seconds: dict[str, float]
     seconds_per_video_median: dict[str, float]
     tracking_share_of_extraction: float | None = None
@@ -118,9 +120,12 @@ class FailuresRecord(StageRecord):
     notebook = "06_failure_analysis"
 
     configuration: str
-    queries: int
+    queries: int  # of the paper's transforms
     failures: int
-    per_transform: dict[str, int]
+    per_transform: dict[str, int]  # the paper's transforms and the hard edits
+    hard_queries: int = 0
+    hard_failures: int = 0
+    sheet_rows: int = 16  # a sheet shows at most this many failures, the most confident first
 
 
 class RotationSweepRecord(StageRecord):
@@ -146,3 +151,17 @@ class RotationMitigationRecord(StageRecord):
 
     variants: list[str]
     queries: int
+
+
+class HardSuiteRecord(DetectionRecord):
+    """Every method on the hard suite against the detection gallery (its fields: the same
+    protocol as notebook 08's)."""
+
+    stage = "hard_suite"
+    notebook = "09_hard_suite"
+
+    edits: list[str]
+    methods: list[str]
+    regions: list[str]  # the crops of ``visual_regions``
+    costs: dict[str, float]  # median seconds per query: the full frame's and the variants'
+    contact_source: str  # the source of figures/hard_suite_contact.jpg

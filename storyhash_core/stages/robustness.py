@@ -28,7 +28,7 @@ from ..query import save_operating_points
 from ..report import write_table
 from .fuse import load_blocks
 from .inputs import query_meta, transform_order
-from .records import DetectionRecord, RobustnessRecord
+from .records import DetectionRecord, ExtractRecord, RobustnessRecord
 from .run import Run
 from .scoring import (
     configuration_matrices,
@@ -100,6 +100,10 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
     meta = query_meta(run, blocks.query_ids)
     rows, latency = search_configurations(run, meta, blocks.queries, blocks.ref_ids, blocks.refs)
     table = metrics.summarize(rows, "configuration", transform_order(run), metrics.TABLE1_COLUMNS)
+    hard = hard_table1(run)
+    if hard is not None:
+        rows = pd.concat([rows.assign(suite="paper"), hard[0]], ignore_index=True)
+        write_table(hard[1], run.path("tables", "table1_hard"), ("csv", "md"))
     write_table(rows, run.path("tables", "robustness_per_query"))
     write_table(table, run.path("tables", "table1"), ("csv", "md", "tex"))
     paper = run.paper()
@@ -114,6 +118,20 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
     record = RobustnessRecord(overall=overall.to_dict("records"), search_latency=latency)
     run.record(record)
     return table, record
+
+
+def hard_table1(run: Run) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Table 1's protocol (the whole gallery, every configuration's index) on the hard suite:
+    its per-query rows (``suite`` hard) and the table per edit; None without a hard suite."""
+    blocks = load_blocks(run, "hard")
+    if not blocks.query_ids:
+        return None
+    meta = query_meta(run, blocks.query_ids)
+    rows, _ = search_configurations(run, meta, blocks.queries, blocks.ref_ids, blocks.refs)
+    edits = run.load(ExtractRecord).hard_edits
+    return rows.assign(suite="hard"), metrics.summarize(
+        rows, "configuration", edits, metrics.TABLE1_COLUMNS
+    )
 
 
 def detection_stage(run: Run) -> DetectionRecord:
