@@ -81,7 +81,10 @@ def run(run: Run) -> Failures:
         sheet_rows=SHEET_ROWS,
     )
     run.record(record)
-    split = {s: part.drop(columns="suite") for s, part in per_transform.groupby("suite")}
+    split = {
+        s: part.drop(columns="suite").reset_index(drop=True)
+        for s, part in per_transform.groupby("suite")
+    }
     empty = per_transform.drop(columns="suite").iloc[:0]
     in_suite = {s: misses[misses["suite"] == s] for s in ("paper", "hard")}
     return Failures(
