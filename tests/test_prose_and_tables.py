@@ -180,14 +180,14 @@ def test_paired_tests_per_angle():
             "rank": [1, 1, 1, np.nan, 2, 1] + [1, 1, 1, 1, 1, 1],
         }
     )
-    tests = paired_tests(rows, "fusion", "visual_padded", "angle")
+    tests = paired_tests(rows, [("fusion", "visual_padded")], "angle")
     assert tests["angle"].tolist() == [0, 90]
     assert tests[["only_a_correct", "only_b_correct"]].values.tolist() == [[0, 0], [0, 2]]
     assert tests["r1_a"].tolist() == pytest.approx([100, 100 / 3]) and tests["r1_p"].iloc[1] == 0.5
     assert tests["r1_p_bonferroni"].tolist() == [1.0, 1.0] and not tests["r1_significant"].any()
-    ordered = paired_tests(rows, "fusion", "visual_padded", "angle", [90, 0])
+    ordered = paired_tests(rows, [("fusion", "visual_padded")], "angle", [90, 0])
     assert ordered["angle"].tolist() == [90, 0]
-    none = paired_tests(rows, "fusion", "action_padded", "angle")
+    none = paired_tests(rows, [("fusion", "action_padded")], "angle")
     assert len(none) == 0 and "r1_p_bonferroni" in none
 
 

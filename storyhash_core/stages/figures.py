@@ -57,7 +57,7 @@ def run(run: Run) -> Figures:
     with run.client() as client:
         sweep, record = rotation_sweep(run, client)
     rotation_tests = paired_tests(
-        run.table("rotation_sweep_per_query"), "fusion", "visual_padded", "angle"
+        run.table("rotation_sweep_per_query"), [("fusion", "visual_padded")], "angle"
     )
     write_table(rotation_tests, run.path("tables", "rotation_significance"), ("csv", "md"))
     return Figures(

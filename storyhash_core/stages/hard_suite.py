@@ -35,9 +35,7 @@ from ..plots import contact_sheet, per_transform_heatmap, thumbnail
 from ..report import write_table
 from ..significance import (
     Clusters,
-    PairedHits,
     bootstrap,
-    paired_table,
     percentile_ci,
     resampled_mean,
 )
@@ -56,7 +54,7 @@ from .inputs import (
 )
 from .records import ExtractRecord, HardSuiteRecord
 from .run import Run
-from .scoring import detection_setup, report_methods
+from .scoring import detection_setup, paired_tests, report_methods
 
 REGIONS = "visual_regions"  # the region-descriptor method
 ROTATIONS = "visual_rotation_tta"
@@ -138,7 +136,9 @@ def hard_suite(run: Run, client) -> HardSuiteRecord:
     overall = run.table("hard_suite_overall")
     summary = with_recall_intervals(summary, rows, overall, params.detection)
     write_table(summary, run.path("tables", "hard_suite"), ("csv", "md"))
-    write_table(per_edit_tests(rows, pairs, edits), run.path("tables", "hard_suite_tests"))
+    matched = rows[~rows["distractor"]]  # one family over every (pair, edit)
+    tests = paired_tests(matched, pairs, "transform", edits, key="method")
+    write_table(tests.rename(columns={"transform": "edit"}), run.path("tables", "hard_suite_tests"))
     wide = summary.pivot(index="transform", columns="method", values="recall_at_1")
     wide = wide.loc[[*edits, "overall"], list(matrices)]
     write_table(wide.reset_index(), run.path("tables", "hard_suite_recall"), ("csv", "md"))
@@ -236,29 +236,6 @@ def with_recall_intervals(
     return summary.assign(**{"recall_at_1_ci": [texts.get(k, "") for k in keys]}).reindex(
         columns=[*summary.columns[:column], "recall_at_1_ci", *summary.columns[column:]]
     )
-
-
-def per_edit_tests(
-    rows: pd.DataFrame, pairs: list[tuple[str, str]], edits: list[str]
-) -> pd.DataFrame:
-    """Each pair's paired R@1 test on each edit (the queries with a match, clustered by
-    source), Bonferroni over every (pair, edit): one family."""
-    comparisons = []
-    matched = rows[~rows["distractor"]]
-    for edit in edits:
-        part = matched[matched["transform"] == edit]
-        hits = part.assign(hit=part["rank"] <= 1).pivot(
-            index=["reference_id", "query_id"], columns="method", values="hit"
-        )
-        if hits.empty:
-            continue
-        sources = Clusters.of(list(hits.index.get_level_values("reference_id")))
-        for a, b in pairs:
-            labels = {"edit": edit, "a": a, "b": b, "queries": len(hits)}
-            comparisons.append(
-                PairedHits(labels, hits[a].to_numpy(bool), hits[b].to_numpy(bool), sources)
-            )
-    return paired_table(comparisons, ["edit", "a", "b", "queries"])
 
 
 def regions_price(matrices: dict[str, np.ndarray], setup, costs: dict[str, float]) -> pd.DataFrame:

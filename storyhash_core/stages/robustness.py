@@ -111,7 +111,7 @@ def table1_stage(run: Run) -> tuple[pd.DataFrame, RobustnessRecord]:
         write_table(
             beside_paper(table, paper), run.path("tables", "table1_vs_paper"), ("csv", "md", "tex")
         )
-    tests = paired_tests(rows, "fusion", "visual_padded", "transform", transform_order(run))
+    tests = paired_tests(rows, [("fusion", "visual_padded")], "transform", transform_order(run))
     write_table(tests, run.path("tables", "table1_tests"), ("csv", "md"))
     run.save_figure(per_transform_heatmap(table), "table1_recall")
     overall = table[table["transform"] == "overall"].drop(columns="transform")

@@ -235,23 +235,29 @@ def transferred_threshold(sims: np.ndarray, setup: DetectionSetup, seed: int) ->
 
 
 def paired_tests(
-    rows: pd.DataFrame, a: str, b: str, by: str, order: list | None = None
+    rows: pd.DataFrame,
+    pairs: list[tuple[str, str]],
+    by: str,
+    order: list | None = None,
+    key: str = "configuration",
 ) -> pd.DataFrame:
-    """Configuration ``a`` vs ``b`` on the same queries, per value of ``by`` (e.g. the angle or
-    the transform, in ``order`` or sorted; one family): the paired R@1 test of
-    :func:`~storyhash_core.significance.paired_table`, the queries clustered by source."""
+    """Each pair (A, B) of values of ``key`` (configurations, or methods) on the same queries,
+    per value of ``by`` (e.g. the angle or the transform, in ``order`` or sorted), one family:
+    the paired R@1 test of :func:`~storyhash_core.significance.paired_table`, the queries
+    clustered by source."""
     comparisons = []
-    mine = rows[rows["configuration"].isin([a, b])]
-    groups = dict(list(mine.groupby(by, sort=True)))
+    groups = dict(list(rows[rows[key].isin({m for pair in pairs for m in pair})].groupby(by)))
     for value in [v for v in order if v in groups] if order else groups:
         part = groups[value]
-        hits = part.assign(hit=part["rank"] <= 1).pivot(
-            index=["reference_id", "query_id"], columns="configuration", values="hit"
-        )
-        if {a, b} <= set(hits.columns):
-            labels = {by: value, "a": a, "b": b, "queries": len(hits)}
-            sources = Clusters.of(list(hits.index.get_level_values("reference_id")))
-            comparisons.append(
-                PairedHits(labels, hits[a].to_numpy(bool), hits[b].to_numpy(bool), sources)
+        for a, b in pairs:
+            mine = part[part[key].isin([a, b])]
+            hits = mine.assign(hit=mine["rank"] <= 1).pivot(
+                index=["reference_id", "query_id"], columns=key, values="hit"
             )
+            if {a, b} <= set(hits.columns):
+                labels = {by: value, "a": a, "b": b, "queries": len(hits)}
+                sources = Clusters.of(list(hits.index.get_level_values("reference_id")))
+                comparisons.append(
+                    PairedHits(labels, hits[a].to_numpy(bool), hits[b].to_numpy(bool), sources)
+                )
     return paired_table(comparisons, [by, "a", "b", "queries"])
