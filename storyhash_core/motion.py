@@ -24,8 +24,10 @@ Graph (8): a histogram of relation instances over all tracked frames, divided by
 frames), ``follows`` (pair present together where one object appeared strictly before the
 other: the paper's temporal order of appearance), ``alone`` (frame with exactly one object).
 
-:class:`MinMax` scales action features to [0, 1] with bounds fitted on the references only
-and applied unchanged (clipped) to queries.
+:class:`MinMax` (the paper's scaling) maps action features to [0, 1] with bounds fitted on
+the references only and applied unchanged (clipped) to queries; :class:`ZScore` and
+:class:`Ranks` are the alternatives the fusion-weight study compares (:data:`SCALERS`), fitted
+the same way.
 """
 
 from __future__ import annotations
@@ -189,6 +191,48 @@ class MinMax:
             x - self.low, span, out=np.zeros_like(x, dtype=np.float64), where=span > 0
         )
         return np.clip(scaled, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ZScore:
+    """Per-feature standardisation with the references' mean and standard deviation (a
+    constant feature maps to 0)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> ZScore:
+        return cls(x.mean(axis=0), x.std(axis=0))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return np.divide(
+            x - self.mean, self.std, out=np.zeros_like(x, dtype=np.float64), where=self.std > 0
+        )
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Per-feature empirical quantile among the references, in [0, 1]: the share of
+    references below a value, ties counted half (a constant feature maps to 0.5)."""
+
+    sorted_refs: np.ndarray  # references × features, each column sorted
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Ranks:
+        return cls(np.sort(np.asarray(x, np.float64), axis=0))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        refs = self.sorted_refs
+        out = np.empty(np.shape(x), np.float64)
+        for j in range(refs.shape[1]):
+            below = np.searchsorted(refs[:, j], x[:, j], side="left")
+            at_or_below = np.searchsorted(refs[:, j], x[:, j], side="right")
+            out[:, j] = (below + at_or_below) / (2 * len(refs))
+        return out
+
+
+SCALERS = {"minmax": MinMax, "zscore": ZScore, "rank": Ranks}
 
 
 def motion_blocks(tracks: list[Tracks]) -> tuple[np.ndarray, np.ndarray]:

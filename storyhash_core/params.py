@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -125,6 +125,33 @@ class MitigationParams(_Strict):
         return [check_variant(v) for v in value]
 
 
+def _weights() -> list[float]:
+    return [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1]
+
+
+class FusionWeightParams(_Strict):
+    """The fusion-weight study of notebook 05 (:mod:`storyhash_core.weighting`): every
+    weighting of the grid scored, the choice made by k-fold cross-validation over query
+    sources on ``criterion``, and its held-out result."""
+
+    folds: int = Field(5, ge=2)
+    seed: int = 0
+    criterion: Literal["micro_ap", "recall_at_1"] = "micro_ap"
+    kinds: list[Literal["early", "late", "rerank"]] = Field(
+        default_factory=lambda: ["early", "late", "rerank"], min_length=1
+    )
+    scalings: list[Literal["minmax", "zscore", "rank"]] = Field(
+        default_factory=lambda: ["minmax", "zscore", "rank"], min_length=1
+    )
+    action_weights: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=_weights, min_length=1
+    )
+    graph_weights: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=_weights, min_length=1
+    )
+    rerank_k: int = Field(10, ge=1)  # the visual candidates the ``rerank`` kind re-scores
+
+
 HARD_BACKGROUNDS = SyntheticSpec(n_videos=12, width=640, height=360, max_duration_s=8.0, seed=2026)
 
 
@@ -168,6 +195,7 @@ class StudyParams(_Strict):
     detection: DetectionParams = DetectionParams()
     baselines: BaselineParams = BaselineParams()
     mitigation: MitigationParams = MitigationParams()
+    fusion_weights: FusionWeightParams = FusionWeightParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"  # a folder or an fsspec URL
     output_dir: str = (

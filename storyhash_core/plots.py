@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .tracking import Tracks
@@ -238,6 +239,88 @@ def score_distributions(
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("density")
     fig.suptitle("Scores of true copies vs non-copies (dashed: medians)")
+    fig.tight_layout()
+    return fig
+
+
+KIND_COLOURS = {"early": "tab:blue", "late": "tab:orange", "rerank": "tab:green"}
+SCALING_STYLES = {"minmax": "-", "zscore": "--", "rank": ":"}
+
+
+def fusion_weights_figure(
+    curve: pd.DataFrame, weights: pd.DataFrame, heldout: pd.DataFrame
+) -> Figure:
+    """Held-out R@1 and μAP against the action weight, one thick line per fusion kind (scaling
+    and graph weight chosen on the training folds), one row of panels per kind of tracks;
+    thin lines: each fixed weighting at graph weight 0 (its scaling by line style); dashed
+    black: visual alone."""
+    tracks = list(dict.fromkeys(curve["tracks"]))
+    fig, axes = _subplots(len(tracks), 2, figsize=(11, 3.8 * len(tracks)), squeeze=False)
+    for row, name in zip(axes, tracks, strict=True):
+        mine = curve[curve["tracks"] == name]
+        fixed = weights[(weights["tracks"] == name) & (weights["w_g"] == 0)]
+        visual = heldout[heldout["tracks"] == name].iloc[0]
+        for ax, value, label in (
+            (row[0], "recall_at_1", "Recall@1 (%)"),
+            (row[1], "micro_ap", "μAP"),
+        ):
+            for (kind, scaling), part in fixed.groupby(["kind", "scaling"], sort=False):
+                ax.plot(
+                    part["w_a"],
+                    part[value],
+                    ls=SCALING_STYLES.get(scaling, "-"),
+                    color=KIND_COLOURS.get(kind),
+                    lw=0.8,
+                    alpha=0.45,
+                )
+            for kind, part in mine.groupby("kind", sort=False):
+                ax.plot(
+                    part["w_a"],
+                    part[value],
+                    color=KIND_COLOURS.get(kind),
+                    lw=2.4,
+                    marker="o",
+                )
+            ax.axhline(visual[f"visual_{value}"], color="k", lw=1, ls="--")
+            ax.set_xscale("symlog", linthresh=0.02, linscale=0.5)
+            ax.set_xlim(0, mine["w_a"].max() * 1.05)
+            ax.set_xlabel("action weight w_a")
+            ax.set_ylabel(label)
+            ax.set_title(f"{name} tracks: {label.split(' ')[0]}")
+    kinds = list(dict.fromkeys(curve["kind"]))
+    handles = [Line2D([], [], color=KIND_COLOURS.get(k), lw=2.4, marker="o") for k in kinds]
+    labels = [f"{k}, held out" for k in kinds]
+    for scaling, style in SCALING_STYLES.items():
+        handles.append(Line2D([], [], color="0.5", lw=0.8, ls=style))
+        labels.append(f"fixed, {scaling} scaling, w_g 0")
+    handles.append(Line2D([], [], color="k", lw=1, ls="--"))
+    labels.append("visual alone")
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(
+        "Held out: per kind and action weight, scaling and graph weight chosen on the other folds"
+    )
+    fig.tight_layout(rect=(0, 0.07 / len(tracks), 1, 1))
+    return fig
+
+
+def reliability_figure(bins: pd.DataFrame, methods: list[str]) -> Figure:
+    """Observed frequency of a correct top hit against the predicted probability, one panel
+    per calibrator, one line per method (marker area: the bin's queries)."""
+    calibrators = list(dict.fromkeys(bins["calibrator"]))
+    fig, axes = _subplots(1, len(calibrators), figsize=(4.2 * len(calibrators), 3.8), squeeze=False)
+    for ax, calibrator in zip(axes[0], calibrators, strict=True):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        for method in methods:
+            part = bins[(bins["calibrator"] == calibrator) & (bins["method"] == method)]
+            ax.plot(part["predicted"], part["observed"], marker="o", label=method, alpha=0.8)
+            ax.scatter(part["predicted"], part["observed"], s=4 + part["count"], alpha=0.3)
+        ax.set_title(calibrator if calibrator != "raw" else "raw similarity as probability")
+        ax.set_xlabel("predicted P(top hit is the copy)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("observed frequency")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Reliability of the top hit's confidence (held-out folds)")
     fig.tight_layout()
     return fig
 

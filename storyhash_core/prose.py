@@ -9,6 +9,7 @@ from .pages import p_is, p_text
 from .paper import Paper
 
 NO_PAPER = "no paper numbers (paper_results not found)"
+BEST_SELECTION = "cv_best"  # the fusion-weight study's choice over every kind
 
 
 def _row(table1: pd.DataFrame, configuration: str, transform: str = "overall") -> pd.Series | None:
@@ -429,3 +430,105 @@ def hard_suite(
             f" {v['no_match_best_mean']:.3f} to {r['no_match_best_mean']:.3f} on average."
         )
     return "\n\n".join(lines)
+
+
+def _weighting(row: pd.Series) -> str:
+    return f"{row['kind']} / {row['scaling']} / w_a {row['w_a']:g} / w_g {row['w_g']:g}"
+
+
+def fusion_weights(
+    heldout: pd.DataFrame,
+    folds: pd.DataFrame,
+    transforms: pd.DataFrame,
+    tests: pd.DataFrame,
+    calibration: pd.DataFrame,
+    criterion: str,
+) -> str:
+    """The answer of the fusion-weight study: what cross-validation chose, what it does held
+    out (overall, on rotations), whether any weighting makes the confidence better, and the
+    oracle-track bound when there is one."""
+    flow = heldout[heldout["tracks"] == "flow"].set_index("selection")
+    if not len(flow):
+        return "No fusion-weight study in this run."
+    n_folds = folds.loc[folds["tracks"] == "flow", "fold"].nunique()
+    lines = [
+        f"Weights chosen by {n_folds}-fold cross-validation over query sources on {criterion}"
+        " (a fold's choice never sees its queries); every number below is held out."
+    ]
+    for selection, r in flow.iterrows():
+        picked = folds[(folds["tracks"] == "flow") & (folds["selection"] == selection)]
+        choices = picked.apply(_weighting, axis=1).value_counts()
+        chose = "; ".join(f"{c} ({n} of {n_folds} folds)" for c, n in choices.items())
+        tested = isinstance(r.get("r1_diff_ci"), str)
+        same_pairs = " on the same scored pairs" if r["baseline"] != "visual_padded" else ""
+        lines.append(
+            f"- **{selection}** ({f'chose {chose}' if tested else 'the paper’s fixed weights'}):"
+            f" R@1 {r['recall_at_1']:.1f} % {r['recall_at_1_ci']} against"
+            f" {r['visual_recall_at_1']:.1f} % for visual alone{same_pairs}"
+            + (
+                f", difference {r['r1_diff_ci']} points ({p_text(r['r1_p_bonferroni'])} after"
+                " Bonferroni)"
+                if tested
+                else ""
+            )
+            + f"; μAP {r['micro_ap']:.3f} against {r['visual_micro_ap']:.3f}"
+            + (f", difference {r['uap_diff_ci']}" if tested else "")
+            + f"; TPR at FPR 1 % {100 * r['tpr_at_fpr_0.01']:.1f} against"
+            f" {100 * r['visual_tpr_at_fpr_0.01']:.1f} %."
+        )
+    rotated = transforms[transforms["transform"].str.startswith("rotate_")]
+    if len(rotated):
+        r1 = (
+            rotated.groupby("method")["recall_at_1"]
+            .mean()
+            .reindex([BEST_SELECTION, "fusion", "visual_padded"])
+        )
+        wins = tests[
+            tests["r1_significant"]
+            & (tests["r1_a"] > tests["r1_b"])
+            & tests["transform"].str.startswith("rotate_")
+        ]
+        lines.append(
+            f"- **Rotation** (the paper's claim; {rotated['transform'].nunique()} angles of the"
+            f" paper's suite and the sweep): mean R@1 over the angles"
+            f" {r1[BEST_SELECTION]:.1f}"
+            f" % with the cross-validated weights, {r1['fusion']:.1f} % with the"
+            f" paper's fusion, {r1['visual_padded']:.1f} % for visual alone;"
+            f" {len(wins)} angle(s) where the cross-validated weighting beats visual after"
+            " Bonferroni."
+        )
+    hard = transforms[transforms["suite"] == "hard"]
+    if len(hard):
+        r1 = hard.groupby("method")["recall_at_1"].mean()
+        edits = set(hard["transform"])
+        better = tests[tests["transform"].isin(edits) & tests["r1_significant"]]
+        lines.append(
+            f"- **Hard suite** ({len(edits)} edits): mean R@1 over the edits"
+            f" {r1[BEST_SELECTION]:.1f} % with the cross-validated weights,"
+            f" {r1['visual_padded']:.1f} % for visual alone; significant after Bonferroni:"
+            f" {len(better[better['r1_a'] > better['r1_b']])} edit(s) better,"
+            f" {len(better[better['r1_a'] < better['r1_b']])} worse."
+        )
+    iso = calibration[calibration["calibrator"] == "isotonic"].set_index("method")
+    raw = calibration[calibration["calibrator"] == "raw"].set_index("method")
+    shown = [m for m in ("visual_padded", "fusion", BEST_SELECTION) if m in iso.index]
+    lines.append(
+        "- **Confidence**: "
+        + "; ".join(
+            f"{m} ROC AUC {iso.loc[m, 'roc_auc']:.3f}, d′ {iso.loc[m, 'd_prime']:.2f}, Brier"
+            f" {iso.loc[m, 'brier']:.3f} calibrated (isotonic) against {raw.loc[m, 'brier']:.3f}"
+            " for the raw similarity"
+            for m in shown
+        )
+        + "."
+    )
+    oracle = heldout[heldout["tracks"] == "oracle"].set_index("selection")
+    if BEST_SELECTION in oracle.index:
+        r = oracle.loc[BEST_SELECTION]
+        lines.append(
+            f"- **Oracle tracks** (the true object tracks of the synthetic corpus): R@1"
+            f" {r['recall_at_1']:.1f} % {r['recall_at_1_ci']} against {r['visual_recall_at_1']:.1f}"
+            f" % (difference {r['r1_diff_ci']}), μAP {r['micro_ap']:.3f} against"
+            f" {r['visual_micro_ap']:.3f} (difference {r['uap_diff_ci']})."
+        )
+    return "\n".join(lines)

@@ -193,3 +193,42 @@ def test_the_hard_suite_scores_every_method_on_the_detection_gallery(tmp_path, c
     failures = stages.failures.run(run)
     assert failures.record.hard_queries == 9 and failures.record.queries == 6
     assert set(failures.hard_per_edit["transform"]) <= set(HARD["edits"])
+
+
+def test_the_fusion_weight_study_chooses_on_other_sources_and_reports_held_out(tmp_path, client):
+    study = {"folds": 3, "action_weights": [0, 0.1, 1], "graph_weights": [0, 1]}
+    params = write_params(tmp_path, transforms=["flip_h", "flip_v"], fusion_weights=study)
+    run = run_stages(params, client)  # 3 references, 6 queries, all with an oracle geometry
+    stages.robustness.detection_stage(run)
+    ablation = stages.ablation.run(run)
+    weights = run.table("fusion_weights")
+    # per tracks: 3 kinds × 3 scalings × 3 w_a × 2 w_g, each with its metrics on all queries
+    assert weights.groupby("tracks").size().to_dict() == {"flow": 54, "oracle": 54}
+    assert weights["micro_ap"].between(0, 1).all()
+    table = run.table("fusion_heldout")
+    folds = table[table["fold"] != "all"]
+    heldout = table[table["fold"] == "all"].set_index(["tracks", "selection"])
+    assert set(heldout.index.get_level_values("selection")) == {
+        "fusion",
+        "cv_early",
+        "cv_late",
+        "cv_rerank",
+        "cv_best",
+    }
+    assert set(folds["tracks"]) == {"flow", "oracle"} and folds["fold"].nunique() == 3
+    selected = heldout.drop(index="fusion", level="selection")  # fusion's test is notebook 04's
+    assert selected["r1_p_bonferroni"].between(0, 1).all()
+    assert np.isnan(heldout.loc[("flow", "fusion"), "r1_p_bonferroni"])
+    # visual alone is perfect on every training fold here: the tie goes to the lightest weights
+    assert (folds[["w_a", "w_g"]] == 0).all().all()
+    assert (
+        heldout.loc[("flow", "fusion"), "micro_ap"] < heldout.loc[("flow", "cv_best"), "micro_ap"]
+    )
+    assert ablation.weights is not None and len(ablation.weights.heldout) == 10
+    transforms = run.table("fusion_cv_transforms")
+    assert {"paper", "rotation"} <= set(transforms["suite"])
+    calibration = run.table("fusion_calibration")
+    assert set(calibration["calibrator"]) == {"raw", "platt", "isotonic"}
+    assert calibration["brier"].between(0, 1).all()
+    assert run.path("figures", "fusion_weights.png").stat().st_size > 1000
+    assert run.path("figures", "fusion_reliability.png").stat().st_size > 1000

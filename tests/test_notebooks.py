@@ -156,7 +156,7 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
     assert "R@1 here is over all 6 queries" in html and "R@1 here is over the" in html
     terminal = capfd.readouterr()  # the progress went here instead
     assert "[storyhash] 01_extract · reference videos (0 cached): 100%" in terminal.err
-    assert re.search(r"\[storyhash\] 07_figures · sweep videos .*\| (\d+)/\1 ", terminal.err)
+    assert re.search(r"\[storyhash\] 05_ablation · sweep videos .*\| (\d+)/\1 ", terminal.err)
     assert "[storyhash] 08_baselines_mitigation took" in terminal.out
     figures = json.loads((run_dir / "run.json").read_text())["figures"]
     assert figures["04_robustness"] == ["score_distributions.png", "table1_recall.png"]
@@ -186,6 +186,9 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
         "hard_suite_overall.csv",
         "hard_suite_tests.csv",
         "hard_suite_price.csv",
+        "fusion_weights.csv",
+        "fusion_heldout.csv",
+        "fusion_calibration.csv",
     } <= tables
     for fig in (
         "ablation",
@@ -195,6 +198,8 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
         "score_distributions",
         "rotation_mitigation",
         "hard_suite_recall",
+        "fusion_weights",
+        "fusion_reliability",
     ):
         for ext in ("png", "pdf"):
             assert (run_dir / "figures" / f"{fig}.{ext}").stat().st_size > 1000, fig
@@ -215,6 +220,7 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
     } <= set(record["stages"])
     html = (run_dir / "notebooks" / "05_ablation.html").read_text()
     assert "What the numbers say" in html and "mean margin" in html and "over sources" in html
+    assert "Can motion help at all" in html and "cross-validation over query sources" in html
     html = (run_dir / "notebooks" / "08_baselines_mitigation.html").read_text()
     assert "pdq_chamfer" in html and "of the similarity gap closed" in html
     assert "distractor splits" in html and "visual_top" in html

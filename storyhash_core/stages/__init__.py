@@ -6,7 +6,8 @@
 - ``02_fuse`` :mod:`.fuse`: ``artifacts/blocks.npz``, ``tables/block_energy``
 - ``03_index`` :mod:`.index`: ``indexes/<configuration>/``, ``tables/indexes``
 - ``04_robustness`` :mod:`.robustness`: ``tables/table1*``, ``detection*``
-- ``05_ablation`` :mod:`.ablation`: ``tables/ablation``
+- ``05_ablation`` :mod:`.ablation`: ``tables/ablation``, ``fusion_weights``, ``fusion_heldout``,
+  ``fusion_cv*``, ``fusion_calibration``
 - ``06_failure_analysis`` :mod:`.failures`: ``tables/failures``, ``figures/failures_*``
 - ``07_figures`` :mod:`.figures`: ``tables/flips``, ``flip_tests``, ``rotation_sweep*``
 - ``08_baselines_mitigation`` :mod:`.baselines`: ``tables/baselines*``, ``flip_mitigation``,

@@ -21,7 +21,7 @@ from ..plots import flip_figure, rotation_figure
 from ..queries import Query
 from ..report import write_table
 from ..significance import Clusters, PairedHits, bonferroni, paired_table
-from .fuse import blocks_for, load_blocks
+from .fuse import Blocks, blocks_for, load_blocks
 from .inputs import extract_items, extracted_backbone, query_items, rotation_outputs, sweep_queries
 from .records import RotationSweepRecord
 from .run import Run
@@ -119,14 +119,7 @@ def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]
     the per-query rows and ``figures/rotation_sweep``."""
     params = run.params
     blocks = load_blocks(run)
-    queries = sweep_queries(run, client, blocks.ref_ids)
-    backbone = extracted_backbone(run)
-    files = extract_items(
-        run, client, backbone, query_items(queries), "sweep", rotation_outputs(params, backbone)
-    )
-    files = files[files["error"] == ""]
-    probe_blocks, _ = blocks_for(files, params, blocks.scaler, run.cache)
-    meta = sweep_meta(queries).set_index("query_id").loc[list(files["id"])].reset_index()
+    meta, probe_blocks, failed = sweep_blocks(run, client, blocks)
     rows, _ = search_configurations(run, meta, probe_blocks, blocks.ref_ids, blocks.refs)
     rows["angle"] = angles(rows["transform"])
     order = list(dict.fromkeys(meta["transform"]))
@@ -142,12 +135,25 @@ def rotation_sweep(run: Run, client) -> tuple[pd.DataFrame, RotationSweepRecord]
     write_table(table, run.path("tables", "rotation_sweep"), ("csv", "md"))
     write_table(rows, run.path("tables", "rotation_sweep_per_query"))
     run.save_figure(rotation_figure(table), "rotation_sweep")
-    failed = len(queries) - len(files)
     record = RotationSweepRecord(
-        angles=params.figures.rotation_angles, queries=len(files), failed=failed
+        angles=params.figures.rotation_angles, queries=len(meta), failed=failed
     )
     run.record(record)
     return table, record
+
+
+def sweep_blocks(run: Run, client, blocks: Blocks) -> tuple[pd.DataFrame, dict, int]:
+    """The rotation sweep's queries (made and extracted once, with the rotated variants
+    notebook 08 tries, whichever notebook asks first): the meta and blocks of those that
+    succeeded, and how many failed."""
+    queries = sweep_queries(run, client, blocks.ref_ids)
+    backbone = extracted_backbone(run)
+    outputs = rotation_outputs(run.params, backbone)
+    files = extract_items(run, client, backbone, query_items(queries), "sweep", outputs)
+    files = files[files["error"] == ""]
+    probe_blocks, _ = blocks_for(files, run.params, blocks.scaler, run.cache)
+    meta = sweep_meta(queries).set_index("query_id").loc[list(files["id"])].reset_index()
+    return meta, probe_blocks, len(queries) - len(files)
 
 
 def sweep_meta(queries: list[Query]) -> pd.DataFrame:

@@ -113,6 +113,12 @@ class AblationRecord(StageRecord):
 
     configurations: list[str]
     paper_compared: bool
+    # the fusion-weight study (None: a run without motion features)
+    fusion_candidates: int | None = None
+    fusion_folds: int | None = None
+    fusion_criterion: str | None = None
+    fusion_oracle: bool = False  # the study repeated with oracle tracks (synthetic corpus)
+    fusion_heldout: TableRows = []
 
 
 class FailuresRecord(StageRecord):
