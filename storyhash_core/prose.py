@@ -532,3 +532,12 @@ def fusion_weights(
             f" {r['visual_micro_ap']:.3f} (difference {r['uap_diff_ci']})."
         )
     return "\n".join(lines)
+
+
+def significant_tests(tests: pd.DataFrame) -> str:
+    """What a page says above the significant rows of a family of paired tests."""
+    found = int(tests["r1_significant"].sum())
+    if not found:
+        return f"None of the {len(tests)} tests is significant after Bonferroni."
+    verb = "is" if found == 1 else "are"
+    return f"{found} of the {len(tests)} tests {verb} significant after Bonferroni:"

@@ -219,6 +219,17 @@ def test_the_fusion_weight_study_chooses_on_other_sources_and_reports_held_out(t
     selected = heldout.drop(index="fusion", level="selection")  # fusion's test is notebook 04's
     assert selected["r1_p_bonferroni"].between(0, 1).all()
     assert np.isnan(heldout.loc[("flow", "fusion"), "r1_p_bonferroni"])
+    # every source sits in one fold, and a fold's queries are exactly its sources' queries
+    sources = run.table("fusion_source_folds")
+    assert sources["source"].is_unique and set(sources["source"]) == {
+        "synth-00",
+        "synth-01",
+        "synth-02",
+    }
+    per_source = run.table("queries").groupby("reference_id").size()
+    expected = sources.assign(n=sources["source"].map(per_source)).groupby("fold")["n"].sum()
+    flow = folds[(folds["tracks"] == "flow") & (folds["selection"] == "cv_best")]
+    assert flow.set_index(flow["fold"].astype(int))["queries"].to_dict() == expected.to_dict()
     # visual alone is perfect on every training fold here: the tie goes to the lightest weights
     assert (folds[["w_a", "w_g"]] == 0).all().all()
     assert (

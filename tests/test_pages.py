@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from storyhash_core.pages import p_is, p_text, show, table1
@@ -47,6 +48,11 @@ def test_one_format_per_kind_of_value():
         ["fusion", "798", "3", "84.4", "0.747", "0.777", "< 0.001", "yes", "-200%"],
         ["visual", "798", "0", "100.0", "0.970", "0.987", "0.250", "no", "50%"],
     ]
+
+
+def test_a_verdict_not_run_reads_as_a_dash_not_false():
+    df = pd.DataFrame({"selection": ["fusion", "cv_best"], "uap_significant": [np.nan, True]})
+    assert cells(show(df))[1:] == [["fusion", "–"], ["cv_best", "yes"]]
 
 
 def test_a_view_keeps_its_columns_and_a_named_index_stays_a_column():

@@ -257,3 +257,11 @@ def test_a_figure_saved_twice_is_the_same_bytes(tmp_path):
         time.sleep(1.1)  # a PDF creation date would differ by now
     for first, second in zip(*files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.suffix
+
+
+def test_a_family_of_tests_says_how_many_are_significant():
+    tests = pd.DataFrame({"r1_significant": [False, True, False]})
+    assert prose.significant_tests(tests) == "1 of the 3 tests is significant after Bonferroni:"
+    assert prose.significant_tests(tests.iloc[[0, 2]]) == (
+        "None of the 2 tests is significant after Bonferroni."
+    )

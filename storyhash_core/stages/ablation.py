@@ -8,7 +8,8 @@ weighting of the motion blocks helps (:mod:`~storyhash_core.weighting`).
   every weighting of ``fusion_weights`` (kind × action scaling × w_a × w_g) scored on all
   queries and per source fold -> ``tables/fusion_weights``; the weights chosen per fold by
   cross-validation over query sources (per kind, and over every kind: ``cv_best``) and their
-  held-out results against visual alone -> ``tables/fusion_heldout``, with the standard method
+  held-out results against visual alone -> ``tables/fusion_heldout`` (the fold of every
+  source: ``fusion_source_folds``), with the standard method
   tables ``fusion_cv`` (per transform), ``fusion_cv_overall`` (intervals),
   ``fusion_cv_significance`` (each selection against visual alone on the same
   scored pairs, one family), ``figures/fusion_weights``;
@@ -102,6 +103,7 @@ class FusionWeights:
     significance: pd.DataFrame
     transforms: pd.DataFrame  # R@1 per transform: visual, the paper's fusion, cv_best
     transform_tests: pd.DataFrame  # the significant ones
+    transform_tests_note: str  # how many of how many
     calibration: pd.DataFrame
     discussion: str
 
@@ -279,6 +281,14 @@ def fusion_weights(run: Run, client, record: AblationRecord) -> FusionWeights:
         )
         if tracks == "flow":
             flow, flow_matrices = study, matrices
+            source_table = pd.DataFrame(
+                {
+                    "source": list(study.folds),
+                    "fold": list(study.folds.values()),
+                    "held_out": [f in this_setup.held_out for f in study.folds],
+                }
+            )
+            write_table(source_table, run.path("tables", "fusion_source_folds"))
     table = pd.concat(grids, ignore_index=True)
     table = table[["tracks", *table.columns.drop("tracks")]]
     write_table(table, run.path("tables", "fusion_weights"))
@@ -319,6 +329,7 @@ def fusion_weights(run: Run, client, record: AblationRecord) -> FusionWeights:
         significance,
         wide,
         tests[tests["r1_significant"]].reset_index(drop=True),
+        prose.significant_tests(tests),
         calibration,
         prose.fusion_weights(heldout, folds, transforms, tests, calibration, settings.criterion),
     )
