@@ -318,7 +318,8 @@ def filters(t: Transform) -> str:
     return chain(*parts)
 
 
-def _input(path: Path, folder_fps: float) -> list[str]:
+def input_args(path: Path, folder_fps: float) -> list[str]:
+    """ffmpeg input arguments for a video file, or for a frame folder at ``folder_fps``."""
     if path.is_dir():
         pattern = str(path / f"*{frame_files(path)[0].suffix}")
         return ["-framerate", f"{folder_fps:g}", "-pattern_type", "glob", "-i", pattern]
@@ -337,7 +338,7 @@ def ffmpeg_command(
     the source's length)."""
     if len(backgrounds) != t.backgrounds:
         raise TransformError(f"{t.name} needs {t.backgrounds} background video(s)")
-    looped = [a for b in backgrounds for a in ("-stream_loop", "-1", *_input(b, folder_fps))]
+    looped = [a for b in backgrounds for a in ("-stream_loop", "-1", *input_args(b, folder_fps))]
     if t.backgrounds:
         graph = ["-filter_complex", filters(t), "-filter_complex_threads", "1", "-map", "[out]"]
     else:
@@ -350,7 +351,7 @@ def ffmpeg_command(
         "-y",
         "-threads",
         "1",
-        *_input(src, folder_fps),
+        *input_args(src, folder_fps),
         *looped,
         *graph,
         "-filter_threads",

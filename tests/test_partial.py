@@ -1,0 +1,67 @@
+"""Partial-copy queries: pieces spliced with ffmpeg land where their ground truth says."""
+
+from dataclasses import replace
+
+import av
+import numpy as np
+import pytest
+
+from storyhash_core.errors import TransformError
+from storyhash_core.matching import Match
+from storyhash_core.partial import Piece, copied_segments, splice
+from storyhash_core.transforms import resolve
+
+from .conftest import write_folder, write_video
+
+FPS = 25
+
+
+def levels(path):
+    """Each decoded frame's mean grey level."""
+    with av.open(str(path)) as container:
+        return np.array([f.to_ndarray(format="gray").mean() for f in container.decode(video=0)])
+
+
+@pytest.fixture
+def videos(tmp_path):
+    ramp = np.stack([np.full((48, 64, 3), 20 + 2 * k, np.uint8) for k in range(100)])  # 4 s
+    flat = np.full((75, 36, 48, 3), 245, np.uint8)  # 3 s of other footage, another size
+    return write_video(tmp_path / "ref.mp4", ramp, FPS), write_video(tmp_path / "f.mp4", flat, FPS)
+
+
+def test_a_spliced_copy_sits_where_its_ground_truth_says(tmp_path, videos):
+    ref, filler = videos
+    (faster,) = resolve(["speed_1.1"])
+    pieces = [
+        Piece(filler, 0.0, 2.0),
+        Piece(ref, 1.0, 2.0, "ref", faster),
+        Piece(filler, 2.0, 1.0),
+    ]
+    (truth,) = copied_segments("q", pieces)
+    assert truth == Match("q", "ref", 2.0, round(2.0 + 2.0 / 1.1, 6), 1.0, 3.0)
+    splice(pieces, tmp_path / "q.mp4", 64, 48, FPS)
+    found = levels(tmp_path / "q.mp4")
+    assert abs(len(found) - FPS * truth.query_end - FPS * 1.0) <= 2  # 2 + 1.82 + 1 s
+    assert (np.abs(found[: 2 * FPS - 1] - 245) < 3).all()  # the other footage first
+    for t in (2.2, 3.0, 3.6):  # inside the copy: the reference's frame at its own time
+        ref_time = truth.ref_start + (t - truth.query_start) * 1.1
+        assert found[round(t * FPS)] == pytest.approx(20 + 2 * ref_time * FPS, abs=4)
+    assert (np.abs(found[-FPS + 1 :] - 245) < 3).all()
+
+
+def test_an_edit_with_backgrounds_is_refused(tmp_path, videos):
+    ref, _ = videos
+    composed = replace(resolve(["flip_h"])[0], backgrounds=1)
+    with pytest.raises(TransformError, match="cannot take an edit that composes backgrounds"):
+        splice([Piece(ref, 0, 1, "ref", composed)], tmp_path / "x.mp4", 64, 48, FPS)
+
+
+def test_a_frame_folder_is_a_piece_too(tmp_path, videos):
+    _, filler = videos
+    frames = np.stack([np.full((48, 64, 3), 20 + 4 * k, np.uint8) for k in range(40)])
+    folder = write_folder(tmp_path / "JPEGImages" / "clip", frames)  # 40 frames at 20 fps
+    pieces = [Piece(folder, 0.5, 1.0, "clip", folder_fps=20.0), Piece(filler, 0.0, 1.0)]
+    splice(pieces, tmp_path / "q.mp4", 64, 48, FPS)
+    found = levels(tmp_path / "q.mp4")
+    assert abs(len(found) - 2 * FPS) <= 1
+    assert found[FPS // 2] == pytest.approx(20 + 4 * 20 * (0.5 + 0.5), abs=5)  # its second 1.0
