@@ -12,10 +12,14 @@ compression among the pieces' edits.
 
 from __future__ import annotations
 
+import math
+import random
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .corpus import Video
 from .errors import TransformError
 from .matching import Match
 from .transforms import (
@@ -28,6 +32,7 @@ from .transforms import (
     ffmpeg_exe,
     filters,
     input_args,
+    seeded,
 )
 
 
@@ -126,3 +131,77 @@ def splice(pieces: list[Piece], out: Path, width: int, height: int, fps: float) 
         tail = " | ".join(proc.stderr.decode(errors="replace").strip().splitlines()[:2])
         names = ", ".join(p.path.name for p in pieces)
         raise TransformError(f"ffmpeg failed to splice {names}: {tail or 'no output'}")
+
+
+class PartialJob(NamedTuple):
+    """One partial-copy query to make: its id, kind (``single``, ``double`` or
+    ``negative``) and pieces."""
+
+    query_id: str
+    kind: str
+    pieces: tuple[Piece, ...]
+
+
+def _duration(video: Video) -> float:
+    return float(video.meta["duration_s"])
+
+
+def _piece(video: Video, start: float, duration: float, **kw) -> Piece:
+    return Piece(video.path, round(start, 3), round(duration, 3), folder_fps=video.fps, **kw)
+
+
+def _filler(rng: random.Random, fillers: Sequence[Video], seconds: float) -> list[Piece]:
+    """``seconds`` of footage in no gallery: stretches of randomly drawn filler videos."""
+    out = []
+    while seconds > 0.05:
+        video = rng.choice(fillers)
+        take = min(seconds, _duration(video))
+        start = rng.uniform(0.0, _duration(video) - take)
+        out.append(_piece(video, start, take))
+        seconds -= take
+    return out
+
+
+def _copy(
+    rng: random.Random, ref: Video, seconds: float, edits: Sequence[Transform | None]
+) -> Piece:
+    seconds = min(max(seconds, 1.0), _duration(ref))
+    start = rng.uniform(0.0, _duration(ref) - seconds)
+    return _piece(ref, start, seconds, reference_id=ref.video_id, edit=rng.choice(edits))
+
+
+def plan_queries(
+    refs: Sequence[Video],
+    fillers: Sequence[Video],
+    edits: Sequence[Transform | None],
+    counts: dict[str, int],
+    query_s: tuple[float, float],
+    seed: int,
+) -> list[PartialJob]:
+    """Seeded partial-copy queries (every draw from :func:`~storyhash_core.transforms.seeded`
+    of the seed, kind and number, so every run composes the same): ``single`` copies one
+    stretch of a reference (1 s up to the whole of it; its share of the query log-uniform
+    from 5 % to 100 %, at 100 % the query is the stretch alone), ``double`` two stretches of
+    two references, ``negative`` only footage in no gallery; queries last ``query_s`` seconds
+    (a 100 % copy lasts as long as its stretch)."""
+    jobs = []
+    for kind in ("single", "double", "negative"):
+        for i in range(counts.get(kind, 0)):
+            rng = seeded(str(seed), kind, str(i))
+            total = rng.uniform(*query_s)
+            if kind == "negative":
+                pieces = _filler(rng, fillers, total)
+            else:
+                chosen = rng.sample(list(refs), 1 if kind == "single" else 2)
+                share = math.exp(rng.uniform(math.log(0.05), 0.0)) / len(chosen)
+                copies = [_copy(rng, r, share * total, edits) for r in chosen]
+                rest = max(0.0, total - sum(c.length_in_query for c in copies))
+                if kind == "single" and share > 0.95:
+                    rest = 0.0
+                cuts = sorted(rng.uniform(0.0, rest) for _ in copies)
+                gaps = [b - a for a, b in zip([0.0, *cuts], [*cuts, rest], strict=True)]
+                pieces = _filler(rng, fillers, gaps[0])
+                for copy, gap in zip(copies, gaps[1:], strict=True):
+                    pieces += [copy, *_filler(rng, fillers, gap)]
+            jobs.append(PartialJob(f"partial-{kind}-{i:04d}", kind, tuple(pieces)))
+    return jobs

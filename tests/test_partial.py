@@ -8,7 +8,7 @@ import pytest
 
 from storyhash_core.errors import TransformError
 from storyhash_core.matching import Match
-from storyhash_core.partial import Piece, copied_segments, splice
+from storyhash_core.partial import Piece, copied_segments, plan_queries, splice
 from storyhash_core.transforms import resolve
 
 from .conftest import write_folder, write_video
@@ -65,3 +65,40 @@ def test_a_frame_folder_is_a_piece_too(tmp_path, videos):
     found = levels(tmp_path / "q.mp4")
     assert abs(len(found) - 2 * FPS) <= 1
     assert found[FPS // 2] == pytest.approx(20 + 4 * 20 * (0.5 + 0.5), abs=5)  # its second 1.0
+
+
+def test_the_plan_is_seeded_and_keeps_its_promises(tmp_path):
+    from storyhash_core.corpus import Video
+
+    def clip(name, seconds):
+        return Video(name, tmp_path / f"{name}.mp4", meta={"duration_s": str(seconds)})
+
+    refs = [clip("short", 3.0), clip("long", 9.2), clip("mid", 4.3)]
+    fillers = [clip("held", 2.1), clip("synth", 8.0)]
+    edits = [None, *resolve(["flip_h", "speed_1.1"])]
+    counts = {"single": 200, "double": 40, "negative": 50}
+    jobs = plan_queries(refs, fillers, edits, counts, (8.0, 20.0), seed=0)
+    assert jobs == plan_queries(refs, fillers, edits, counts, (8.0, 20.0), seed=0)
+    assert [j.kind for j in jobs] == ["single"] * 200 + ["double"] * 40 + ["negative"] * 50
+    shares = []
+    for job in jobs:
+        copies = [p for p in job.pieces if p.reference_id]
+        length = sum(p.length_in_query for p in job.pieces)
+        assert len(copies) == {"single": 1, "double": 2, "negative": 0}[job.kind]
+        assert len({c.reference_id for c in copies}) == len(copies)
+        for c in copies:
+            ref = next(r for r in refs if r.video_id == c.reference_id)
+            assert (
+                1.0 - 1e-9 <= c.duration
+                and c.start + c.duration <= float(ref.meta["duration_s"]) + 1e-6
+            )
+        if job.kind == "single":
+            shares.append(copies[0].length_in_query / length)
+        if not (job.kind == "single" and shares[-1] == pytest.approx(1.0)):
+            assert 8.0 - 0.05 <= length <= 20.0 + 0.05
+        truth = copied_segments(job.query_id, list(job.pieces))
+        assert [(m.ref_id, m.ref_end - m.ref_start) for m in truth] == [
+            (c.reference_id, pytest.approx(c.duration)) for c in copies
+        ]
+    assert min(shares) < 0.08 and max(shares) == pytest.approx(1.0)
+    assert 0.1 < np.median(shares) < 0.4  # log-uniform, cut by the references' lengths
