@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
 from .errors import TransformError
 from .matching import Match
@@ -34,6 +35,7 @@ from .transforms import (
     input_args,
     seeded,
 )
+from .video import check_exists
 
 
 class Piece(NamedTuple):
@@ -205,3 +207,45 @@ def plan_queries(
                     pieces += [copy, *_filler(rng, fillers, gap)]
             jobs.append(PartialJob(f"partial-{kind}-{i:04d}", kind, tuple(pieces)))
     return jobs
+
+
+PARTIAL_VERSION = 1
+
+
+class Frame(NamedTuple):
+    """The frame size and rate every piece of a partial-copy query is brought to."""
+
+    width: int
+    height: int
+    fps: float
+
+
+def partial_path(job: PartialJob, frame: Frame, cache: ArtifactCache) -> Path:
+    """Where the cache keeps ``job``'s query video: keyed by every piece's source content,
+    stretch and edit, the frame, ffmpeg and :data:`PARTIAL_VERSION`."""
+    pieces = [
+        {
+            "source": cache.digest(check_exists(p.path)),
+            "start": p.start,
+            "duration": p.duration,
+            "edit": p.edit.spec() if p.edit is not None else None,
+            "folder_fps": p.folder_fps if p.path.is_dir() else None,
+        }
+        for p in job.pieces
+    ]
+    key = spec_key(
+        pieces=pieces, frame=list(frame), ffmpeg=Path(ffmpeg_exe()).name, version=PARTIAL_VERSION
+    )
+    return cache.path("partial", key, ".mp4")
+
+
+def make_partial(job: PartialJob, cache_root: str, frame: Frame) -> tuple[Path, bool]:
+    """Splice one partial-copy query unless cached; its path and whether it was a cache hit."""
+    cache = ArtifactCache(cache_root)
+    out = partial_path(job, frame, cache)
+    if cache.exists(out):
+        return out, True
+    with atomic_path(out) as tmp:
+        splice(list(job.pieces), tmp, *frame)
+    cache.publish(out)
+    return out, False

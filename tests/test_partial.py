@@ -102,3 +102,19 @@ def test_the_plan_is_seeded_and_keeps_its_promises(tmp_path):
         ]
     assert min(shares) < 0.08 and max(shares) == pytest.approx(1.0)
     assert 0.1 < np.median(shares) < 0.4  # log-uniform, cut by the references' lengths
+
+
+def test_a_partial_query_is_made_once_and_cached(tmp_path, videos):
+    from storyhash_core.cache import ArtifactCache
+    from storyhash_core.partial import Frame, PartialJob, make_partial
+
+    ref, filler = videos
+    job = PartialJob("q", "single", (Piece(filler, 0.0, 1.0), Piece(ref, 0.5, 1.0, "ref")))
+    frame = Frame(64, 48, FPS)
+    path, cached = make_partial(job, str(tmp_path / "cache"), frame)
+    assert not cached and abs(len(levels(path)) - 2 * FPS) <= 1
+    again, cached = make_partial(job, str(tmp_path / "cache"), frame)
+    assert cached and again == path
+    moved = job._replace(pieces=(job.pieces[0], job.pieces[1]._replace(start=0.6)))
+    assert make_partial(moved, str(tmp_path / "cache"), frame)[0] != path  # another stretch
+    assert ArtifactCache(str(tmp_path / "cache")).exists(path)
