@@ -177,6 +177,46 @@ class HardSuiteParams(_Strict):
         return [e for e in HARD_EDITS if self.edits == "all" or e in self.edits]
 
 
+class PartialCopyParams(_Strict):
+    """Partial-copy queries and their matching (notebook 10, :mod:`storyhash_core.partial`,
+    :mod:`storyhash_core.frame_matching`): seeded queries that splice stretches of gallery
+    references (``edits``: ``none``, paper transforms or hard edits without backgrounds)
+    into footage in no gallery (the detection's held-out sources and the hard suite's
+    synthetic backgrounds)."""
+
+    single: int = Field(0, ge=0)  # queries copying one stretch; all three 0: no notebook-10 work
+    double: int = Field(0, ge=0)  # queries copying stretches of two references
+    negative: int = Field(0, ge=0)  # queries of footage in no gallery only
+    query_s: tuple[float, float] = (8.0, 20.0)
+    edits: list[str] = Field(
+        default_factory=lambda: [
+            "none",
+            "flip_h",
+            "rotate_10",
+            "brightness_40",
+            "compress_25",
+            "speed_1.1",
+            "crop_20",
+            "grayscale",
+            "blur_5",
+            "caption_50",
+        ],
+        min_length=1,
+    )
+    seed: int = 0
+    width: int = Field(480, ge=16)
+    height: int = Field(270, ge=16)
+    fps: float = Field(24.0, gt=0)
+    frame_k: int = Field(5, ge=1)  # nearest reference frames per query frame
+    max_refs: int = Field(5, ge=1)  # candidate references per query, per method
+    threshold_quantile: float = Field(0.999, gt=0, lt=1)  # of frame similarities across refs
+    bootstrap: int = Field(200, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.single + self.double + self.negative > 0
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()
@@ -196,6 +236,7 @@ class StudyParams(_Strict):
     baselines: BaselineParams = BaselineParams()
     mitigation: MitigationParams = MitigationParams()
     fusion_weights: FusionWeightParams = FusionWeightParams()
+    partial_copies: PartialCopyParams = PartialCopyParams()
     paper_results: str = "${STORYHASH_SHARED}/reference/paper_results.json"
     cache_dir: str = ".cache/storyhash"  # a folder or an fsspec URL
     output_dir: str = (

@@ -381,3 +381,53 @@ _PALETTE = np.array(
 def rank_label(rank: float, k: int) -> str:
     """A rank for display: the number, or '> k' when the true reference was not retrieved."""
     return f"{int(rank)}" if rank == rank else f"> {k}"
+
+
+def partial_detection_figure(bins: pd.DataFrame) -> Figure:
+    """Share of copied pairs found at each method's FPR-1 % threshold, against the copied
+    share of the query."""
+    fig, ax = _subplots(figsize=(6.5, 3.8))
+    for method, part in bins.groupby("method", sort=False):
+        centres = (part["share_from"] + part["share_to"]) / 2
+        ax.plot(100 * centres, 100 * part["detected"], marker="o", label=method)
+    ax.set_xlabel("copied share of the query (%, bin centres)")
+    ax.set_ylabel("copied pairs found (%)")
+    ax.set_ylim(-2, 102)
+    ax.legend()
+    ax.set_title("Detection of partial copies at FPR 1 %")
+    fig.tight_layout()
+    return fig
+
+
+def partial_matrix_figure(sims, query_times, ref_times, truth, predicted) -> Figure:
+    """One query × reference frame-similarity matrix, with the true segment (white, dashed)
+    and the predicted ones (red)."""
+    from matplotlib.patches import Rectangle
+
+    fig, ax = _subplots(figsize=(6.5, 5))
+    step_q = float(np.median(np.diff(query_times))) if len(query_times) > 1 else 0.5
+    step_r = float(np.median(np.diff(ref_times))) if len(ref_times) > 1 else 0.5
+    extent = (0, ref_times[-1] + step_r, query_times[-1] + step_q, 0)
+    shown = ax.imshow(sims, extent=extent, aspect="auto", cmap="viridis")
+    fig.colorbar(shown, ax=ax, label="frame similarity")
+    boxes = [(truth, "white", "--", "true copy")] + [
+        (p, "red", "-", "predicted") for p in predicted
+    ]
+    for i, (m, colour, style, label) in enumerate(boxes):
+        ax.add_patch(
+            Rectangle(
+                (m.ref_start, m.query_start),
+                m.ref_end - m.ref_start,
+                m.query_end - m.query_start,
+                fill=False,
+                ec=colour,
+                ls=style,
+                lw=2,
+                label=label if i < 2 else None,
+            )
+        )
+    ax.set_xlabel(f"reference {truth.ref_id} (s)")
+    ax.set_ylabel(f"query {truth.query_id} (s)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -243,3 +243,29 @@ def test_the_fusion_weight_study_chooses_on_other_sources_and_reports_held_out(t
     assert calibration["brier"].between(0, 1).all()
     assert run.path("figures", "fusion_weights.png").stat().st_size > 1000
     assert run.path("figures", "fusion_reliability.png").stat().st_size > 1000
+
+
+def test_partial_copies_are_made_matched_and_written_in_the_vsc2022_layout(tmp_path, client):
+    from storyhash_core.matching import read_matches, segment_ap
+
+    partial = {"single": 6, "double": 2, "negative": 3, "query_s": [4.0, 8.0], "bootstrap": 5}
+    partial |= {"width": 96, "height": 64, "edits": ["none", "flip_h"]}
+    params = write_params(tmp_path, transforms=["flip_h"], partial_copies=partial)
+    run = run_stages(params, client)
+    stages.robustness.detection_stage(run)
+    result = stages.partial_copies.run(run)
+    queries = run.table("partial_queries")
+    assert len(queries) == 11 and (queries["error"] == "").all()
+    truth = read_matches(run.path("partial", "ground_truth.csv"))
+    assert len(truth) == 6 + 2 * 2 and all(m.query_id.startswith("Q") for m in truth)
+    table = result.table.set_index("method")
+    for method in ("pooled", "frame"):
+        found = read_matches(run.path("partial", f"predictions_{method}.csv"))
+        # the table's segment AP is the metric of the two files as written
+        assert table.loc[method, "segment_ap"] == pytest.approx(segment_ap(truth, found).ap)
+    assert table["micro_ap"].between(0, 1).all() and (table["copied_pairs"] == 10).all()
+    pairs = run.table("partial_copies_pairs")
+    assert len(pairs) == 10 and pairs["copied_share"].between(0, 1.0001).all()
+    assert (pairs["pooled_iou_query"] <= 1).all() and result.bytes_per_frame == 192 * 4 + 8
+    assert run.path("figures", "partial_matrix.png").stat().st_size > 1000
+    assert run.path("figures", "partial_detection.png").stat().st_size > 1000

@@ -13,6 +13,8 @@
 - ``08_baselines_mitigation`` :mod:`.baselines`: ``tables/baselines*``, ``flip_mitigation``,
   ``rotation_mitigation``
 - ``09_hard_suite`` :mod:`.hard_suite`: ``tables/hard_suite*``, ``figures/hard_suite_*``
+- ``10_partial_copies`` :mod:`.partial_copies`: ``partial/``, ``tables/partial_copies*``,
+  ``figures/partial_*``
 
 Each stage reads only what earlier ones wrote (tables, ``artifacts/``, the cache, and their
 typed records in ``run.json``, :mod:`.records`), so any notebook reruns on its own from the
@@ -31,6 +33,7 @@ from . import (
     fuse,
     hard_suite,
     index,
+    partial_copies,
     robustness,
 )
 from .inputs import about
@@ -47,5 +50,6 @@ __all__ = [
     "fuse",
     "hard_suite",
     "index",
+    "partial_copies",
     "robustness",
 ]
