@@ -187,7 +187,7 @@ class PartialCopyParams(_Strict):
     single: int = Field(0, ge=0)  # queries copying one stretch; all three 0: no notebook-10 work
     double: int = Field(0, ge=0)  # queries copying stretches of two references
     negative: int = Field(0, ge=0)  # queries of footage in no gallery only
-    query_s: tuple[float, float] = (8.0, 20.0)
+    query_s: list[float] = Field(default_factory=lambda: [8.0, 20.0], min_length=2, max_length=2)
     edits: list[str] = Field(
         default_factory=lambda: [
             "none",

@@ -177,7 +177,7 @@ def plan_queries(
     fillers: Sequence[Video],
     edits: Sequence[Transform | None],
     counts: dict[str, int],
-    query_s: tuple[float, float],
+    query_s: Sequence[float],
     seed: int,
 ) -> list[PartialJob]:
     """Seeded partial-copy queries (every draw from :func:`~storyhash_core.transforms.seeded`

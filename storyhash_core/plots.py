@@ -245,6 +245,8 @@ def score_distributions(
 
 KIND_COLOURS = {"early": "tab:blue", "late": "tab:orange", "rerank": "tab:green"}
 SCALING_STYLES = {"minmax": "-", "zscore": "--", "rank": ":"}
+KIND_WIDTHS = {"early": 3.2, "late": 2.2, "rerank": 1.2}  # drawn over each other, all visible
+KIND_MARKERS = {"early": "o", "late": "s", "rerank": "^"}
 
 
 def fusion_weights_figure(
@@ -252,7 +254,8 @@ def fusion_weights_figure(
 ) -> Figure:
     """Held-out R@1 and μAP against the action weight, one thick line per fusion kind (scaling
     and graph weight chosen on the training folds), one row of panels per kind of tracks;
-    thin lines: each fixed weighting at graph weight 0 (its scaling by line style); dashed
+    thin lines: each fixed weighting at graph weight 0 (its scaling by line style; the axis
+    follows the held-out curves, so a fixed weighting far below them leaves the panel); dashed
     black: visual alone."""
     tracks = list(dict.fromkeys(curve["tracks"]))
     fig, axes = _subplots(len(tracks), 2, figsize=(11, 3.8 * len(tracks)), squeeze=False)
@@ -278,17 +281,31 @@ def fusion_weights_figure(
                     part["w_a"],
                     part[value],
                     color=KIND_COLOURS.get(kind),
-                    lw=2.4,
-                    marker="o",
+                    lw=KIND_WIDTHS.get(kind, 2.0),
+                    marker=KIND_MARKERS.get(kind, "o"),
+                    alpha=0.85,
                 )
             ax.axhline(visual[f"visual_{value}"], color="k", lw=1, ls="--")
+            # the held-out curves set the scale; a fixed weighting may fall below it
+            shown = [*mine[value], visual[f"visual_{value}"]]
+            span = max(shown) - min(shown) or abs(max(shown)) * 0.01 or 0.01
+            ax.set_ylim(min(shown) - 0.08 * span, max(shown) + 0.08 * span)
             ax.set_xscale("symlog", linthresh=0.02, linscale=0.5)
             ax.set_xlim(0, mine["w_a"].max() * 1.05)
             ax.set_xlabel("action weight w_a")
             ax.set_ylabel(label)
             ax.set_title(f"{name} tracks: {label.split(' ')[0]}")
     kinds = list(dict.fromkeys(curve["kind"]))
-    handles = [Line2D([], [], color=KIND_COLOURS.get(k), lw=2.4, marker="o") for k in kinds]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=KIND_COLOURS.get(k),
+            lw=KIND_WIDTHS.get(k, 2.0),
+            marker=KIND_MARKERS.get(k, "o"),
+        )
+        for k in kinds
+    ]
     labels = [f"{k}, held out" for k in kinds]
     for scaling, style in SCALING_STYLES.items():
         handles.append(Line2D([], [], color="0.5", lw=0.8, ls=style))

@@ -30,7 +30,11 @@ EXACT = re.compile(
     r"recall|r1_|rank|queries|distractors|positives|pairs|only_|frames|objects|vectors|dim|bytes|"
     r"angle|significant"
 )
-SKIP = {"extraction_cost.csv", "extraction_cost_summary.csv"}  # wall-clock seconds
+SKIP = {  # wall-clock seconds
+    "extraction_cost.csv",
+    "extraction_cost_summary.csv",
+    "partial_copies_cost.csv",
+}
 SCRATCH_MARK = ".storyhash-scratch"  # only a folder holding this is ever emptied by a rerun
 INTERVAL = re.compile(r"^\[(\S+), (\S+)\]$")  # a bootstrap interval printed as "[low, high]"
 

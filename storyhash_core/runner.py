@@ -1,7 +1,7 @@
 """Runs the notebook sequence headlessly with papermill and renders each notebook to HTML.
 
 ``run_notebooks(params_file)`` executes ``notebooks/01_extract.ipynb`` …
-``09_hard_suite.ipynb``
+``10_partial_copies.ipynb``
 in order into ``<run_dir>/notebooks/``, each with the parameters ``params_file`` and
 ``run_dir``, renders each to ``.html`` beside it, and records per-notebook wall times in
 ``run.json`` after each notebook, a failing one included (a partial rerun updates only its
@@ -47,6 +47,7 @@ NOTEBOOKS = (
     "07_figures",
     "08_baselines_mitigation",
     "09_hard_suite",
+    "10_partial_copies",
 )
 
 

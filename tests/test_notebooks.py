@@ -44,6 +44,7 @@ STAGES = {
     "07_figures": "figures",
     "08_baselines_mitigation": "baselines",
     "09_hard_suite": "hard_suite",
+    "10_partial_copies": "partial_copies",
 }
 
 

@@ -12,6 +12,7 @@ candidate references, temporal localisation). Written:
 - ``tables/partial_copies`` (per method: segment AP, pairwise μAP, detection at FPR 1 %,
   with query-bootstrap intervals), ``partial_copies_pairs`` (per copied pair: its share of
   the query, edit, whether each method found it, the IoU on each axis),
+  ``partial_copies_cost`` (matching milliseconds per query: wall-clock, not reproduced),
   ``partial_copies_bins`` (detection and IoU per copied-share bin), ``partial_queries``
   (every query made, with its error if it failed);
 - ``figures/partial_matrix`` (one query × reference frame-similarity matrix with the true and
@@ -20,11 +21,13 @@ candidate references, temporal localisation). Written:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .. import prose
 from ..detection import Pairs, micro_ap, threshold_at_fpr
 from ..frame_matching import FrameIndex, match_query, pooled_matches
 from ..matching import Match, pair_scores, segment_ap, shared, union, write_matches
@@ -43,6 +46,7 @@ from .inputs import (
     load_corpus,
     query_meta,
 )
+from .records import PartialCopiesRecord
 from .run import Run
 from .scoring import detection_setup
 
@@ -60,6 +64,19 @@ class PartialCopies:
     threshold: float
     bytes_per_frame: int
     reference_frames: int
+    discussion: str
+    cost: pd.DataFrame  # wall-clock matching time per query and method
+
+    @property
+    def kinds(self) -> pd.DataFrame:
+        """Queries made per kind, and how many failed."""
+        failed = self.queries["error"] != ""
+        return (
+            self.queries.assign(failed=failed)
+            .groupby("kind", sort=False)
+            .agg(queries=("query_id", "size"), failed=("failed", "sum"))
+            .reset_index()
+        )
 
 
 def edit_of(name: str):
@@ -124,17 +141,29 @@ def run(run: Run) -> PartialCopies | None:
     gallery_pooled = np.stack([r.pooled(run.params.pooling) for r in refs])
     ref_s = {r: f.duration_s for r, f in zip(setup.gallery, refs, strict=True)}
     predictions: dict[str, list[Match]] = {m: [] for m in METHODS}
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
     for job in kept:
         q = features[job.query_id]
+        started = time.perf_counter()
         scores = dict(
             zip(setup.gallery, gallery_pooled @ q.pooled(run.params.pooling), strict=True)
         )
         predictions["pooled"] += pooled_matches(
             job.query_id, scores, q.duration_s, ref_s, settings.max_refs
         )
+        seconds["pooled"].append(time.perf_counter() - started)
+        started = time.perf_counter()
         predictions["frame"] += match_query(
             job.query_id, q, index, threshold, settings.frame_k, settings.max_refs
         )
+        seconds["frame"].append(time.perf_counter() - started)
+    cost_table = pd.DataFrame(
+        [
+            {"method": m, "ms_per_query_median": 1000 * float(np.median(t)), "queries": len(t)}
+            for m, t in seconds.items()
+        ]
+    )
+    write_table(cost_table, run.path("tables", "partial_copies_cost"))
     write_vsc(run, truth, predictions, [j.query_id for j in kept], setup.gallery)
     pairs = pair_table(kept, truth, predictions, setup.gallery)
     write_table(pairs, run.path("tables", "partial_copies_pairs"))
@@ -158,7 +187,36 @@ def run(run: Run) -> PartialCopies | None:
         partial_matrix_figure(q.frames @ ref.frames.T, q.timestamps, ref.timestamps, mine, shown),
         "partial_matrix",
     )
-    return PartialCopies(table, bins, queries, threshold, index.bytes_per_frame, index.index.ntotal)
+    run.record(
+        PartialCopiesRecord(
+            queries=len(jobs),
+            failed=len(failed),
+            negatives=sum(j.kind == "negative" for j in kept),
+            copied_pairs=len(pairs),
+            threshold=threshold,
+            reference_frames=index.index.ntotal,
+            bytes_per_frame=index.bytes_per_frame,
+            methods=table.to_dict("records"),
+        )
+    )
+    cost = {
+        "ms_per_query": cost_table.set_index("method")["ms_per_query_median"].to_dict(),
+        "threshold": threshold,
+        "quantile": settings.threshold_quantile,
+        "reference_frames": index.index.ntotal,
+        "references": len(setup.gallery),
+        "bytes_per_frame": index.bytes_per_frame,
+    }
+    return PartialCopies(
+        table,
+        bins,
+        queries,
+        threshold,
+        index.bytes_per_frame,
+        index.index.ntotal,
+        prose.partial_copies(table, bins, cost),
+        cost_table,
+    )
 
 
 def _cached(job: PartialJob, frame: Frame, run: Run):

@@ -171,3 +171,19 @@ class HardSuiteRecord(DetectionRecord):
     regions: list[str]  # the crops of ``visual_regions``
     costs: dict[str, float]  # median seconds per query: the full frame's and the variants'
     contact_source: str  # the source of figures/hard_suite_contact.jpg
+
+
+class PartialCopiesRecord(StageRecord):
+    """The partial-copy queries and each method's matching-track result."""
+
+    stage = "partial_copies"
+    notebook = "10_partial_copies"
+
+    queries: int
+    failed: int
+    negatives: int
+    copied_pairs: int
+    threshold: float  # the frame method's chain threshold, fitted on the gallery
+    reference_frames: int
+    bytes_per_frame: int
+    methods: list[dict[str, Any]]  # tables/partial_copies rows
