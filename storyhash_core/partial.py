@@ -25,12 +25,10 @@ from .errors import TransformError
 from .matching import Match
 from .transforms import (
     BASE_CRF,
-    BASE_PRESET,
-    BITEXACT,
-    COMPRESS_PRESET,
-    X264_PARAMS,
     Transform,
+    encode_args,
     ffmpeg_exe,
+    ffmpeg_head,
     filters,
     input_args,
     seeded,
@@ -92,15 +90,8 @@ def splice_command(
     joined = "".join(f"[v{i}]" for i in range(len(pieces)))
     graph = ";".join([*chains, f"{joined}concat=n={len(pieces)}:v=1:a=0[out]"])
     crf = max((p.edit.crf for p in pieces if p.edit is not None), default=BASE_CRF)
-    preset = BASE_PRESET if crf == BASE_CRF else COMPRESS_PRESET
     return [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-threads",
-        "1",
+        *ffmpeg_head(),
         *inputs,
         "-filter_complex",
         graph,
@@ -108,20 +99,7 @@ def splice_command(
         "1",
         "-map",
         "[out]",
-        "-fps_mode",
-        "cfr",
-        "-c:v",
-        "libx264",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-x264-params",
-        X264_PARAMS,
-        *BITEXACT,
-        "-an",
+        *encode_args(crf),
         str(out),
     ]
 

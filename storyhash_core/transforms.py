@@ -51,7 +51,7 @@ class Transform:
 
     @property
     def preset(self) -> str:
-        return BASE_PRESET if self.crf == BASE_CRF else COMPRESS_PRESET
+        return preset_of(self.crf)
 
     def spec(self) -> dict:
         """Everything that determines the output, for cache keys (a transform without
@@ -344,36 +344,49 @@ def ffmpeg_command(
     else:
         graph = ["-map", "0:v:0", "-vf", filters(t)]
     return [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-threads",
-        "1",
+        *ffmpeg_head(),
         *input_args(src, folder_fps),
         *looped,
         *graph,
         "-filter_threads",
         "1",
+        *encode_args(t.crf),
+        "-movflags",
+        "+faststart",
+        str(out),
+    ]
+
+
+def ffmpeg_head() -> list[str]:
+    """The start of every ffmpeg call here: no prompts, errors only, one thread."""
+    return [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-threads", "1"]
+
+
+def encode_args(crf: int) -> list[str]:
+    """How every video here is encoded: constant frame rate, x264 at ``crf`` with its preset
+    (:func:`preset_of`), yuv420p, bit-exact, no audio."""
+    return [
         "-fps_mode",
         "cfr",
         "-c:v",
         "libx264",
         "-preset",
-        t.preset,
+        preset_of(crf),
         "-crf",
-        str(t.crf),
+        str(crf),
         "-pix_fmt",
         "yuv420p",
         "-x264-params",
         X264_PARAMS,
         *BITEXACT,
         "-an",
-        "-movflags",
-        "+faststart",
-        str(out),
     ]
+
+
+def preset_of(crf: int) -> str:
+    """x264's speed for an encode at ``crf``: near-lossless re-encodes fast, compressions as
+    they are tested."""
+    return BASE_PRESET if crf == BASE_CRF else COMPRESS_PRESET
 
 
 def apply_transform(

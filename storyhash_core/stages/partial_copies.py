@@ -13,7 +13,8 @@ candidate references, temporal localisation). Written:
   with query-bootstrap intervals), ``partial_copies_pairs`` (per copied pair: its share of
   the query, edit, whether each method found it, the IoU on each axis),
   ``partial_copies_cost`` (matching milliseconds per query: wall-clock, not reproduced),
-  ``partial_copies_bins`` (detection and IoU per copied-share bin), ``partial_queries``
+  ``partial_copies_bins`` (detection, with an interval, and IoU per copied-share bin),
+  ``partial_copies_edits`` (the same per edit), ``partial_queries``
   (every query made, with its error if it failed);
 - ``figures/partial_matrix`` (one query × reference frame-similarity matrix with the true and
   predicted segments), ``figures/partial_detection`` (detection against copied share).
@@ -64,6 +65,7 @@ class PartialCopies:
     threshold: float
     bytes_per_frame: int
     reference_frames: int
+    edits: pd.DataFrame  # detection and IoU per edit
     discussion: str
     cost: pd.DataFrame  # wall-clock matching time per query and method
 
@@ -170,8 +172,10 @@ def run(run: Run) -> PartialCopies | None:
     table = method_table(kept, truth, predictions, setup.gallery, settings.bootstrap, settings.seed)
     table = table.merge(detection_rates(pairs), on="method")
     write_table(table, run.path("tables", "partial_copies"), ("csv", "md"))
-    bins = share_bins(pairs)
+    bins = share_bins(pairs, seed=settings.seed)
     write_table(bins, run.path("tables", "partial_copies_bins"), ("csv", "md"))
+    edits = edit_rates(pairs)
+    write_table(edits, run.path("tables", "partial_copies_edits"), ("csv", "md"))
     run.save_figure(partial_detection_figure(bins), "partial_detection")
     example = next(j for j in kept if j.kind == "single")
     mine = copied_segments(example.query_id, list(example.pieces))[0]
@@ -214,6 +218,7 @@ def run(run: Run) -> PartialCopies | None:
         threshold,
         index.bytes_per_frame,
         index.index.ntotal,
+        edits,
         prose.partial_copies(table, bins, cost),
         cost_table,
     )
@@ -408,13 +413,18 @@ def detection_rates(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def share_bins(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Detection and IoU per bin of the copied share, per method."""
+def share_bins(pairs: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Detection and IoU per bin of the copied share, per method, with a 95 % interval of the
+    detection rate over resampled pairs of the bin."""
     binned = pairs.assign(bin=pd.cut(pairs["copied_share"], BINS, right=False))
+    rng = np.random.default_rng(seed)
     rows = []
     for interval, part in binned.groupby("bin", observed=True):
+        draws = rng.integers(0, len(part), (resamples, len(part)))
         for method in METHODS:
             found = part[f"{method}_found"]
+            rates = found.to_numpy()[draws].mean(axis=1)
+            low, high = np.quantile(rates, [0.025, 0.975])
             rows.append(
                 {
                     "share_from": interval.left,
@@ -422,7 +432,22 @@ def share_bins(pairs: pd.DataFrame) -> pd.DataFrame:
                     "method": method,
                     "pairs": len(part),
                     "detected": float(found.mean()),
+                    "detected_ci": f"[{low:.3g}, {high:.3g}]",
                     "iou_query": float(part.loc[found, f"{method}_iou_query"].mean()),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def edit_rates(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per edit of the copied stretch: its pairs, and per method the share found and the
+    mean query-axis IoU of the found ones."""
+    rows = []
+    for edit, part in pairs.groupby("edit"):
+        row = {"edit": edit, "pairs": len(part)}
+        for method in METHODS:
+            found = part[f"{method}_found"]
+            row[f"{method}_detected"] = float(found.mean())
+            row[f"{method}_iou_query"] = float(part.loc[found, f"{method}_iou_query"].mean())
+        rows.append(row)
     return pd.DataFrame(rows)
