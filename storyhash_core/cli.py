@@ -92,7 +92,9 @@ def _query(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(Path(args.out).parent, "folder of --out", "--out")
     videos = query_videos(args.videos, args.folder_fps)
-    rows, notes = rank_videos(videos, index, args.k, threshold, args.cache, args.visual_fallback)
+    rows, notes, segments = rank_videos(
+        videos, index, args.k, threshold, args.cache, args.visual_fallback
+    )
     shown = None
     for row in rows:
         if row.error:
@@ -102,7 +104,12 @@ def _query(args: argparse.Namespace) -> int:
             print(f"# {row.query} ({row.path})")
         shown = row.path
         print(f"{row.rank:3d}  {row.score:.4f}  {row.reference}  {row.decision}")
-    sys.stdout.flush()  # the hits, then the notes on them
+    for m in segments:
+        print(
+            f"segment  {m.query_id} {m.query_start:.1f}–{m.query_end:.1f} s  <-  {m.ref_id}"
+            f" {m.ref_start:.1f}–{m.ref_end:.1f} s  score {m.score:.4f}"
+        )
+    sys.stdout.flush()  # the hits and segments, then the notes on them
     for note in notes:
         print(f"storyhash: note: {note}", file=sys.stderr)
     copies = {r.path for r in rows if r.decision == "copy"}
@@ -110,6 +117,12 @@ def _query(args: argparse.Namespace) -> int:
     summary = (
         f"{len(copies)} of {len(videos)} video(s) have a copy (score ≥ {threshold:.4f}: {why})"
     )
+    if segments:
+        with_segments = len({m.query_id for m in segments})
+        summary += (
+            f"; {with_segments} hold copied segments by the frame index (the decision above is"
+            " the pooled vector's)"
+        )
     if failed:
         summary += f"; {failed} could not be ranked"
     if args.out:
@@ -286,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
         " gallery so that at most 1 % of its queries without a correct best hit (no match, or"
         " the wrong reference first) are called a copy (stored with the index), or --threshold."
         " Prints rank, similarity, video id and decision; notes on stderr say when a query is"
-        " too short for motion or the list is shorter than -k. In a batch, a video that cannot"
+        " too short for motion or the list is shorter than -k. When the run beside the index"
+        " has a frame index (indexes/frames.npz, saved by notebook 10), 'segment' lines give"
+        " each copied stretch: its seconds in the video and in the reference, and a score."
+        " In a batch, a video that cannot"
         " be read is a row with its error; a single one stops the command. Exit status: 0 if"
         " any video has a copy, 1 if none has, 2 on an error that stops the command.",
     )

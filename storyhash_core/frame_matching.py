@@ -13,10 +13,12 @@ detect a copy but not say where it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import faiss
 import numpy as np
 
+from .cache import atomic_path
 from .features import VideoFeatures
 from .localise import localise
 from .matching import Match
@@ -85,3 +87,45 @@ def pooled_matches(
     the whole query against the whole reference."""
     best = sorted(scores.items(), key=lambda kv: -kv[1])[:top]
     return [Match(query_id, r, 0.0, query_s, 0.0, ref_s[r], float(s)) for r, s in best]
+
+
+FRAMES_FILE = "frames.npz"  # beside a run's index folders: the frame index of the query command
+
+
+def cross_reference_threshold(refs: Sequence[VideoFeatures], quantile: float) -> float:
+    """The ``quantile`` of the similarities between frames of different references: a frame
+    similarity that unrelated videos of the gallery rarely reach (fitted on the gallery only)."""
+    frames = np.concatenate([r.frames for r in refs])
+    owner = np.concatenate([np.full(len(r.frames), i) for i, r in enumerate(refs)])
+    sims = frames @ frames.T
+    return float(np.quantile(sims[owner[:, None] != owner[None, :]], quantile))
+
+
+def save_frames(
+    path: Path, ref_ids: Sequence[str], refs: Sequence[VideoFeatures], threshold: float
+) -> None:
+    """Every reference's frame embeddings (as float16: half the bytes, similarities to about
+    1e-3) and timestamps, and the chain threshold, for :func:`load_frames` (atomically)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            ids=np.array(ref_ids),
+            frames=np.concatenate([r.frames for r in refs]).astype(np.float16),
+            timestamps=np.concatenate([r.timestamps for r in refs]),
+            lengths=np.array([len(r.frames) for r in refs]),
+            durations=np.array([r.duration_s for r in refs]),
+            threshold=np.array(threshold),
+        )
+
+
+def load_frames(path: Path) -> tuple[FrameIndex, float]:
+    """The frame index and chain threshold saved by :func:`save_frames`."""
+    with np.load(path) as z:
+        cuts = np.cumsum(z["lengths"])[:-1]
+        frames = np.split(z["frames"].astype(np.float32), cuts)
+        times = np.split(z["timestamps"], cuts)
+        refs = [
+            VideoFeatures(t, f, float(d))
+            for t, f, d in zip(times, frames, z["durations"], strict=True)
+        ]
+        return FrameIndex([str(i) for i in z["ids"]], refs), float(z["threshold"])

@@ -32,8 +32,10 @@ from .corpus import VIDEO_SUFFIXES, Video, load_manifest, scan_directory
 from .detection import Pairs, threshold_at_fpr, tpr_at_fpr
 from .errors import IndexFileError, StoryHashError, problems
 from .features import FEATURE_VERSION, load_features
+from .frame_matching import FRAMES_FILE, load_frames, match_query
 from .fusion import CONFIGURATIONS, fuse, used_blocks
 from .index import damaged, faiss_index, load_index, search
+from .matching import Match
 from .motion import ACTION_NAMES, MinMax, motion_blocks
 from .parallel import dask_client, run_batch
 from .params import local_backbone, portable, resolve_location
@@ -88,12 +90,14 @@ class Recipe(BaseModel):
 
 @dataclass(frozen=True)
 class Ranking:
-    """The top (video id, similarity) of a query, the index that ranked them, and notes on
-    what limits them."""
+    """The top (video id, similarity) of a query, the index that ranked them, notes on what
+    limits them, and the copied segments found by the run's frame index
+    (:mod:`~storyhash_core.frame_matching`, when notebook 10 saved one beside the index)."""
 
     hits: list[tuple[str, float]]
     index_dir: Path
     notes: list[str] = field(default_factory=list)
+    segments: list[Match] = field(default_factory=list)  # copied stretches, best first
 
 
 def check_recipe(folder: Path, meta: dict) -> Recipe:
@@ -166,8 +170,14 @@ def rank_video(
     if not is_url(cache):
         check_writable(Path(cache), "cache folder", "--cache")
     found = process_video(job, cache)
-    blocks = {"visual": load_features(found.features[0]).pooled(recipe.pooling)[None]}
-    notes = []
+    features = load_features(found.features[0])
+    blocks = {"visual": features.pooled(recipe.pooling)[None]}
+    notes, segments = [], []
+    frames = Path(index_dir).parent / FRAMES_FILE
+    if frames.is_file():
+        frame_index, chain_threshold = load_frames(frames)
+        segments = match_query(Path(video).stem, features, frame_index, chain_threshold)
+        segments.sort(key=lambda m: -m.score)  # without one (no notebook 10), no segments
     if motion:
         tracks = load_tracks(found.tracks)[0]
         if recipe.uses_motion and (shortfall := motion_shortfall(tracks)):
@@ -178,6 +188,7 @@ def rank_video(
                     ranking.hits,
                     fallback,
                     [f"{shortfall}: ranked by the visual index {fallback}", *ranking.notes],
+                    ranking.segments,
                 )
             notes.append(
                 f"{shortfall}; its motion blocks are zeros, so this ranking is not evidence"
@@ -204,7 +215,7 @@ def rank_video(
         )
     if k > index.ntotal:
         notes.append(f"-k {k} exceeds the {index.ntotal} videos of the index")
-    return Ranking(hits, index_dir, notes)
+    return Ranking(hits, index_dir, notes, segments)
 
 
 # ---- decisions: an operating threshold stored with the index ------------------------------
@@ -342,9 +353,9 @@ def rank_videos(
     client=None,
 ) -> tuple[list[QueryResult], list[str]]:
     """Every video's top ``k`` with a decision against ``threshold`` (a failed video is a row
-    with its error; when every video failed, the first error is raised), and the notes on the
-    rankings. More than one video runs as tasks on ``client`` (a local Dask cluster when
-    None)."""
+    with its error; when every video failed, the first error is raised), the notes on the
+    rankings, and every video's copied segments (:class:`Ranking`). More than one video runs
+    as tasks on ``client`` (a local Dask cluster when None)."""
     keys = [str(v.path) for v in videos]
     items = [(v.path, v.fps) for v in videos]
     options = {
@@ -363,7 +374,7 @@ def rank_videos(
         if len(failures) == len(videos):
             raise StoryHashError(f"no video could be ranked; the first: {failures[0].error}")
     errors = {f.key: f.error for f in failures}
-    rows, notes = [], []
+    rows, notes, segments = [], [], []
     for video, key in zip(videos, keys, strict=True):
         where = {"query": video.video_id, "path": portable(video.path)}
         if key in errors:
@@ -371,6 +382,7 @@ def rank_videos(
             continue
         ranking = found[key]
         notes += [f"{video.video_id}: {n}" if len(videos) > 1 else n for n in ranking.notes]
+        segments += [m._replace(query_id=video.video_id) for m in ranking.segments]
         for rank, (reference, score) in enumerate(ranking.hits, 1):
             decision = "copy" if score >= threshold else "no copy"
             rows.append(
@@ -383,4 +395,4 @@ def rank_videos(
                     threshold=threshold,
                 )
             )
-    return rows, notes
+    return rows, notes, segments

@@ -269,3 +269,13 @@ def test_partial_copies_are_made_matched_and_written_in_the_vsc2022_layout(tmp_p
     assert (pairs["pooled_iou_query"] <= 1).all() and result.bytes_per_frame == 192 * 4 + 8
     assert run.path("figures", "partial_matrix.png").stat().st_size > 1000
     assert run.path("figures", "partial_detection.png").stat().st_size > 1000
+    # the query command now reports where a video copies a reference (the saved frame index)
+    from storyhash_core.query import rank_video
+    from storyhash_core.stages import inputs
+
+    reference = run.table("references").iloc[1]
+    path = inputs.video_files(run)[reference.video_id]
+    ranking = rank_video(path, run.path("indexes", "visual"), k=2, cache_dir=str(tmp_path / "c"))
+    best = ranking.segments[0]
+    assert best.ref_id == reference.video_id and best.query_start == best.ref_start == 0.0
+    assert best.query_end == pytest.approx(best.ref_end) and best.score > 0.99

@@ -191,6 +191,7 @@ def test_a_query_gets_the_studys_vector_through_the_studys_pipeline(tmp_path, cl
         study = rows.loc[(configuration, query_id)]
         assert top_id == study["top1_id"] and score == pytest.approx(study["top1_sim"], abs=1e-6)
         assert ranking.notes == [] and ranking.index_dir == index
+        assert ranking.segments == []  # no notebook 10 here, so no frame index to localise on
         fresh = rank_video(path, index, k=3, cache_dir=str(tmp_path / "elsewhere"))
         assert fresh.hits[0] == (top_id, pytest.approx(score, abs=1e-6))  # recomputed: the same
     assert sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file()) == cached  # all reused

@@ -16,6 +16,7 @@ candidate references, temporal localisation). Written:
   ``partial_copies_bins`` (detection, with an interval, and IoU per copied-share bin),
   ``partial_copies_edits`` (the same per edit), ``partial_queries``
   (every query made, with its error if it failed);
+- ``indexes/frames.npz``: every reference's frames, the frame index of ``storyhash query``;
 - ``figures/partial_matrix`` (one query × reference frame-similarity matrix with the true and
   predicted segments), ``figures/partial_detection`` (detection against copied share).
 """
@@ -30,7 +31,14 @@ import pandas as pd
 
 from .. import prose
 from ..detection import Pairs, micro_ap, threshold_at_fpr
-from ..frame_matching import FrameIndex, match_query, pooled_matches
+from ..frame_matching import (
+    FRAMES_FILE,
+    FrameIndex,
+    cross_reference_threshold,
+    match_query,
+    pooled_matches,
+    save_frames,
+)
 from ..matching import Match, pair_scores, segment_ap, shared, union, write_matches
 from ..parallel import run_batch
 from ..partial import Frame, PartialJob, copied_segments, make_partial, partial_path, plan_queries
@@ -135,7 +143,15 @@ def run(run: Run) -> PartialCopies | None:
     errors = {f.key: f.error for f in failed}
     queries = query_table(jobs, errors)
     write_table(queries, run.path("tables", "partial_queries"))
-    refs = load_cached(list(files.loc[setup.gallery, "features"]), run.cache)
+    every = load_cached(list(files.loc[blocks.ref_ids, "features"]), run.cache)
+    # the query command's frame index: every reference, its threshold fitted on them all
+    save_frames(
+        run.path("indexes", FRAMES_FILE),
+        blocks.ref_ids,
+        every,
+        cross_reference_threshold(every, settings.threshold_quantile),
+    )
+    refs = [every[blocks.ref_ids.index(r)] for r in setup.gallery]
     index = FrameIndex(setup.gallery, refs)
     threshold = cross_reference_threshold(refs, settings.threshold_quantile)
     kept = [j for j in jobs if j.query_id in features]
@@ -247,16 +263,6 @@ def query_table(jobs: list[PartialJob], errors: dict[str, str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def cross_reference_threshold(refs, quantile: float) -> float:
-    """The ``quantile`` of frame similarities between frames of different references: a
-    similarity that frames of unrelated videos in the gallery rarely reach (fitted on the
-    gallery only)."""
-    frames = np.concatenate([r.frames for r in refs])
-    owner = np.concatenate([np.full(len(r.frames), i) for i, r in enumerate(refs)])
-    sims = frames @ frames.T
-    return float(np.quantile(sims[owner[:, None] != owner[None, :]], quantile))
 
 
 def vsc_ids(query_ids: list[str], ref_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
