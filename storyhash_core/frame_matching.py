@@ -68,14 +68,15 @@ def match_query(
     **localise_options,
 ) -> list[Match]:
     """The copied segments of ``query`` in its candidate references, scored by their mean
-    frame similarity."""
+    frame similarity; a segment's last frame lasts to the next sample or the video's end."""
     out = []
     for ref_id, _ in index.candidates(query, k, max_refs):
         ref = index.features[ref_id]
         sims = query.frames @ ref.frames.T
         for s in localise(sims, query.timestamps, ref.timestamps, threshold, **localise_options):
+            ends = min(s.query_end, query.duration_s), min(s.ref_end, ref.duration_s)
             out.append(
-                Match(query_id, ref_id, s.query_start, s.query_end, s.ref_start, s.ref_end, s.score)
+                Match(query_id, ref_id, s.query_start, ends[0], s.ref_start, ends[1], s.score)
             )
     return out
 

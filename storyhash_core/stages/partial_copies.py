@@ -104,7 +104,8 @@ def edit_of(name: str):
 def run(run: Run) -> PartialCopies | None:
     """Make, extract and match the partial-copy queries; None when the params ask for none."""
     settings = run.params.partial_copies
-    if not settings.enabled:
+    if not settings.enabled:  # nor a frame index of an earlier run with them
+        run.path("indexes", FRAMES_FILE).unlink(missing_ok=True)
         return None
     blocks = load_blocks(run)
     setup = detection_setup(run, blocks.ref_ids, query_meta(run, blocks.query_ids))
@@ -315,13 +316,19 @@ def method_table(jobs, truth, predictions, gallery, bootstrap: int, seed: int) -
     rows = []
     for method, found in predictions.items():
         sims = pair_matrix(ids, gallery, found)
+        pairs = Pairs.from_matrix(sims, positive)
+        cut = threshold_at_fpr(pairs, 0.01)
+        negative = ~positive & ~np.isnan(sims)
         row = {
             "method": method,
             "queries": len(ids),
             "negatives": sum(j.kind == "negative" for j in jobs),
             "copied_pairs": int(positive.sum()),
             "segment_ap": segment_ap(truth, found).ap,
-            "micro_ap": micro_ap(Pairs.from_matrix(sims, positive)),
+            "micro_ap": micro_ap(pairs),
+            # the share of all non-copy pairs at or above that cut: a method that predicts few
+            # pairs may stay below 1 % with every prediction counted
+            "fpr_realised": float((sims[negative] >= cut).sum() / (~positive).sum()),
         }
         samples = np.array([_resampled(d, ids, truth, found, sims, positive) for d in draws])
         for k, name in enumerate(("segment_ap", "micro_ap")):
