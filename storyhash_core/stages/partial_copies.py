@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ from ..frame_matching import (
     pooled_matches,
     save_frames,
 )
-from ..matching import Match, pair_scores, segment_ap, shared, union, write_matches
+from ..matching import Match, length, pair_scores, segment_ap, shared, union, write_matches
 from ..parallel import run_batch
 from ..partial import Frame, PartialJob, copied_segments, make_partial, partial_path, plan_queries
 from ..plots import partial_detection_figure, partial_matrix_figure
@@ -184,9 +185,10 @@ def run(run: Run) -> PartialCopies | None:
     )
     write_table(cost_table, run.path("tables", "partial_copies_cost"))
     write_vsc(run, truth, predictions, [j.query_id for j in kept], setup.gallery)
-    pairs = pair_table(kept, truth, predictions, setup.gallery)
+    scored = scored_pairs(kept, truth, predictions, setup.gallery)
+    pairs = pair_table(kept, truth, predictions, scored)
     write_table(pairs, run.path("tables", "partial_copies_pairs"))
-    table = method_table(kept, truth, predictions, setup.gallery, settings.bootstrap, settings.seed)
+    table = method_table(kept, truth, predictions, scored, settings.bootstrap, settings.seed)
     table = table.merge(detection_rates(pairs), on="method")
     write_table(table, run.path("tables", "partial_copies"), ("csv", "md"))
     bins = share_bins(pairs, seed=settings.seed)
@@ -250,14 +252,14 @@ def query_table(jobs: list[PartialJob], errors: dict[str, str]) -> pd.DataFrame:
     """One row per planned query: kind, length, copied share and edits, and its error."""
     rows = []
     for j in jobs:
-        length = sum(p.length_in_query for p in j.pieces)
+        seconds = sum(p.length_in_query for p in j.pieces)
         copies = [p for p in j.pieces if p.reference_id]
         rows.append(
             {
                 "query_id": j.query_id,
                 "kind": j.kind,
-                "duration_s": round(length, 3),
-                "copied_share": round(sum(c.length_in_query for c in copies) / length, 4),
+                "duration_s": round(seconds, 3),
+                "copied_share": round(sum(c.length_in_query for c in copies) / seconds, 4),
                 "references": " ".join(c.reference_id for c in copies),
                 "edits": " ".join(c.edit.name if c.edit else "none" for c in copies),
                 "error": errors.get(j.query_id, ""),
@@ -307,17 +309,55 @@ def truth_pairs(query_ids, gallery, truth) -> np.ndarray:
     return out
 
 
-def method_table(jobs, truth, predictions, gallery, bootstrap: int, seed: int) -> pd.DataFrame:
-    """Per method: segment AP and pairwise μAP, with 95 % intervals over resampled queries."""
+class Scored(NamedTuple):
+    """One method's pair scores (queries × gallery, NaN: not predicted), which pairs are
+    copies, and its cut for FPR 1 % over all non-copy pairs."""
+
+    sims: np.ndarray
+    positive: np.ndarray
+    cut: float
+
+
+def scored_pairs(jobs, truth, predictions, gallery) -> dict[str, Scored]:
+    """Every method's :class:`Scored`, computed once for the tables that read them."""
     ids = [j.query_id for j in jobs]
     positive = truth_pairs(ids, gallery, truth)
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(ids), len(ids)) for _ in range(bootstrap)]
-    rows = []
+    out = {}
     for method, found in predictions.items():
         sims = pair_matrix(ids, gallery, found)
-        pairs = Pairs.from_matrix(sims, positive)
-        cut = threshold_at_fpr(pairs, 0.01)
+        out[method] = Scored(
+            sims, positive, threshold_at_fpr(Pairs.from_matrix(sims, positive), 0.01)
+        )
+    return out
+
+
+def grouped(matches, key) -> dict:
+    """``matches`` by ``key(match)``, in their order."""
+    out: dict = {}
+    for m in matches:
+        out.setdefault(key(m), []).append(m)
+    return out
+
+
+def by_query(m: Match) -> str:
+    return m.query_id
+
+
+def by_pair(m: Match) -> tuple[str, str]:
+    return (m.query_id, m.ref_id)
+
+
+def method_table(
+    jobs, truth, predictions, scored: dict[str, Scored], bootstrap: int, seed: int
+) -> pd.DataFrame:
+    """Per method: segment AP and pairwise μAP, with 95 % intervals over resampled queries."""
+    ids = [j.query_id for j in jobs]
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(ids), len(ids)) for _ in range(bootstrap)]
+    truth_of = grouped(truth, by_query)
+    rows = []
+    for method, found in predictions.items():
+        sims, positive, cut = scored[method]
         negative = ~positive & ~np.isnan(sims)
         row = {
             "method": method,
@@ -325,12 +365,13 @@ def method_table(jobs, truth, predictions, gallery, bootstrap: int, seed: int) -
             "negatives": sum(j.kind == "negative" for j in jobs),
             "copied_pairs": int(positive.sum()),
             "segment_ap": segment_ap(truth, found).ap,
-            "micro_ap": micro_ap(pairs),
+            "micro_ap": micro_ap(Pairs.from_matrix(sims, positive)),
             # the share of all non-copy pairs at or above that cut: a method that predicts few
             # pairs may stay below 1 % with every prediction counted
             "fpr_realised": float((sims[negative] >= cut).sum() / (~positive).sum()),
         }
-        samples = np.array([_resampled(d, ids, truth, found, sims, positive) for d in draws])
+        found_of = grouped(found, by_query)
+        samples = np.array([_resampled(d, ids, truth_of, found_of, scored[method]) for d in draws])
         for k, name in enumerate(("segment_ap", "micro_ap")):
             if len(samples):
                 low, high = np.quantile(samples[:, k], [0.025, 0.975])
@@ -339,31 +380,22 @@ def method_table(jobs, truth, predictions, gallery, bootstrap: int, seed: int) -
     return pd.DataFrame(rows)
 
 
-def _resampled(draw, ids, truth, found, sims, positive) -> tuple[float, float]:
+def _resampled(draw, ids, truth_of, found_of, scored: Scored) -> tuple[float, float]:
     """Segment AP and μAP of one query resample (a query drawn twice counts twice)."""
-    by_query_truth, by_query_found = _by_query(truth), _by_query(found)
     t, f = [], []
     for n, i in enumerate(draw):
         q = ids[i]
-        t += [m._replace(query_id=f"{q}#{n}") for m in by_query_truth.get(q, [])]
-        f += [m._replace(query_id=f"{q}#{n}") for m in by_query_found.get(q, [])]
-    return segment_ap(t, f).ap, micro_ap(Pairs.from_matrix(sims[draw], positive[draw]))
+        t += [m._replace(query_id=f"{q}#{n}") for m in truth_of.get(q, [])]
+        f += [m._replace(query_id=f"{q}#{n}") for m in found_of.get(q, [])]
+    resampled = Pairs.from_matrix(scored.sims[draw], scored.positive[draw])
+    return segment_ap(t, f).ap, micro_ap(resampled)
 
 
-def _by_query(matches) -> dict[str, list[Match]]:
-    out: dict[str, list[Match]] = {}
-    for m in matches:
-        out.setdefault(m.query_id, []).append(m)
-    return out
-
-
-def pair_table(jobs, truth, predictions, gallery) -> pd.DataFrame:
+def pair_table(jobs, truth, predictions, scored: dict[str, Scored]) -> pd.DataFrame:
     """Per copied pair: its share of the query, edit and kind; per method, whether its pair
     score reaches the method's FPR-1 % threshold over all non-copy pairs, and the IoU of the
     predicted segments with the truth on each axis."""
-    ids = [j.query_id for j in jobs]
-    positive = truth_pairs(ids, gallery, truth)
-    length = {j.query_id: sum(p.length_in_query for p in j.pieces) for j in jobs}
+    query_s = {j.query_id: sum(p.length_in_query for p in j.pieces) for j in jobs}
     kind = {j.query_id: j.kind for j in jobs}
     edit = {
         (j.query_id, p.reference_id): p.edit.name if p.edit else "none"
@@ -377,36 +409,26 @@ def pair_table(jobs, truth, predictions, gallery) -> pd.DataFrame:
             "ref_id": m.ref_id,
             "kind": kind[m.query_id],
             "edit": edit[(m.query_id, m.ref_id)],
-            "copied_share": (m.query_end - m.query_start) / length[m.query_id],
+            "copied_share": (m.query_end - m.query_start) / query_s[m.query_id],
         }
         for m in truth
     }
-    gt = _by_pair(truth)
+    gt = grouped(truth, by_pair)
     for method, found in predictions.items():
-        sims = pair_matrix(ids, gallery, found)
-        cut = threshold_at_fpr(Pairs.from_matrix(sims, positive), 0.01)
         scores = pair_scores(found)
-        mine = _by_pair(found)
+        mine = grouped(found, by_pair)
         for pair, row in rows.items():
-            row[f"{method}_found"] = bool(scores.get(pair, -np.inf) >= cut)
+            row[f"{method}_found"] = bool(scores.get(pair, -np.inf) >= scored[method].cut)
             for axis in ("query", "ref"):
                 row[f"{method}_iou_{axis}"] = _iou(mine.get(pair, []), gt[pair], axis)
     return pd.DataFrame(list(rows.values()))
 
 
-def _by_pair(matches) -> dict[tuple[str, str], list[Match]]:
-    out: dict[tuple[str, str], list[Match]] = {}
-    for m in matches:
-        out.setdefault((m.query_id, m.ref_id), []).append(m)
-    return out
-
-
 def _iou(predicted: list[Match], truth: list[Match], axis: str) -> float:
     a = union(m.interval(axis) for m in predicted)
     b = union(m.interval(axis) for m in truth)
-    inter = shared(a, b)
-    total = sum(e - s for s, e in union([*a, *b]))
-    return inter / total if total else 0.0
+    total = length(union([*a, *b]))
+    return shared(a, b) / total if total else 0.0
 
 
 def detection_rates(pairs: pd.DataFrame) -> pd.DataFrame:
