@@ -6,9 +6,14 @@ temporary output folder; ``--cache`` (default: a temporary folder, deleted after
 be empty or absent, so the first run is truly cold. Per notebook it records the seconds
 (``run.json``) and the peak of the summed resident memory of the study's process tree
 (the papermill kernel and its Dask workers, sampled every 0.5 s; shared pages count once
-per process, so this is an upper bound). Writes a JSON record.
+per process, so this is an upper bound). Beside them it records the commit measured and, so a
+slower day shows as the machine's and not the code's, the bare model's and the decoder's speed
+on 8 DAVIS videos (``bench/throughput.py``'s measurements). Writes a JSON record.
 
-    python bench/study_time.py [--params params/real.yaml] [--cache DIR] [--out F]
+    python bench/study_time.py [--params params/real.yaml] [--cache DIR] [--keep DIR] [--out F]
+
+``--keep DIR`` keeps the two runs' folders (``DIR/cold``, ``DIR/warm``) instead of deleting
+them, e.g. to publish the warm run's pages as ``outputs/real``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from pathlib import Path
 import psutil
 import yaml
 from record import machine, write_record
+from throughput import run_isolated, stage_args
 
+from storyhash_core.corpus import load_manifest
 from storyhash_core.params import load_params, resolve_path
 
 
@@ -76,10 +83,35 @@ def run_study(params_file: Path) -> dict:
     )
     return {
         "wall_s": round(wall, 1),
+        "peak_rss_mb": round(max(peaks.values(), default=0) / 2**20),
         "notebooks": {
             name: {"seconds": s, "peak_rss_mb": round(peaks.get(name, 0) / 2**20)}
             for name, s in record["notebook_timings_s"].items()
         },
+    }
+
+
+def commit() -> str:
+    """The commit measured, ``+dirty`` if the working tree differs from it."""
+    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine_speed(params_file: Path) -> dict:
+    """The bare model's frames/s and 2 fps sampling's videos/s on 8 DAVIS videos."""
+    params = load_params(params_file)
+    videos = [v for v in load_manifest(resolve_path(params.corpus.path)) if v.collection == "davis"]
+    embed = run_isolated("embed", videos[:8], **stage_args("embed_mobilenet", Path(), 3))
+    decode = run_isolated("decode", videos[:8])
+    return {
+        "bare_model_frames_per_s": embed["bare_model_frames_per_s"],
+        "pipeline_frames_per_s": embed["pipeline_frames_per_s"],
+        "pipeline_to_bare_ratio": embed["ratio"],
+        "sampled_2fps_videos_per_s": decode["sampled_2fps"]["videos_per_s"],
     }
 
 
@@ -91,6 +123,7 @@ def main() -> None:
     p.add_argument(
         "--cache", default=None, help="cache folder, empty or absent (default: a temporary one)"
     )
+    p.add_argument("--keep", default=None, help="keep the runs' folders here (DIR/cold, DIR/warm)")
     p.add_argument("--out", default="bench/results/study_time.json")
     args = p.parse_args()
 
@@ -98,15 +131,17 @@ def main() -> None:
         cache = Path(args.cache).resolve() if args.cache else Path(tmp) / "cache"
         if cache.exists() and any(cache.iterdir()):
             raise SystemExit(f"--cache {cache} is not empty: a cold run needs an empty cache")
-        record: dict = {"benchmark": "study_time", "params": args.params}
+        runs = Path(args.keep).resolve() if args.keep else Path(tmp)
+        record: dict = {"benchmark": "study_time", "params": args.params, "commit": commit()}
         for run in ("cold", "warm"):
             params = yaml.safe_load(Path(args.params).read_text())
-            params |= {"cache_dir": str(cache), "output_dir": str(Path(tmp) / f"out_{run}")}
+            params |= {"cache_dir": str(cache), "output_dir": str(runs / run)}
             params_file = Path(tmp) / f"{run}.yaml"
             params_file.write_text(yaml.safe_dump(params))
             print(f"[bench] {run} run", flush=True)
             record[run] = run_study(params_file)
             print(f"[bench] {run}: {record[run]['wall_s']} s", flush=True)
+    record["machine_speed"] = machine_speed(Path(args.params))
     record["machine"] = machine()
     write_record(record, args.out)
 

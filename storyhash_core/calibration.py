@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from .detection import Pairs, roc_auc, top_hits
 
@@ -55,9 +53,13 @@ def fit_predict(kind: str, train_x, train_y, test_x) -> np.ndarray:
     if len(set(np.asarray(train_y).tolist())) < 2:  # one class only: its frequency
         return np.full(len(test_x), float(np.mean(train_y)))
     if kind == "platt":
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=1e6).fit(np.asarray(train_x)[:, None], train_y)
         return model.predict_proba(test_x[:, None])[:, 1]
     if kind == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
         model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         return model.fit(train_x, train_y).predict(test_x)
     raise ValueError(f"unknown calibrator {kind!r} (one of {', '.join(CALIBRATORS)})")

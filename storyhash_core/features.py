@@ -20,7 +20,7 @@ import numpy as np
 
 from .augment import apply_variant
 from .backbones import BackboneSpec, load_backbone, weights_id
-from .cache import ArtifactCache, atomic_path, spec_key
+from .cache import ArtifactCache, atomic_path, read_npz, spec_key
 from .video import SampledFrames
 
 # 5: two-step anti-aliased shrink (box for the whole factor, then bilinear or area)
@@ -75,14 +75,14 @@ def save_features(features: VideoFeatures, path: Path) -> None:
 
 
 def load_features(path: Path) -> VideoFeatures:
-    with np.load(path) as z:
-        return VideoFeatures(
-            z["timestamps"],
-            z["frames"],
-            float(z["duration_s"]),
-            float(z["decode_s"]),
-            float(z["embed_s"]),
-        )
+    z = read_npz(path)
+    return VideoFeatures(
+        z["timestamps"],
+        z["frames"],
+        float(z["duration_s"]),
+        float(z["decode_s"]),
+        float(z["embed_s"]),
+    )
 
 
 def feature_path(

@@ -2,25 +2,28 @@
 
 On one machine that is a ``LocalCluster`` sized to its cores; with a scheduler address or
 scheduler file (``storyhash cluster`` writes one for a SLURM cluster) it is an existing
-cluster. :func:`run_batch` submits one task per item, shows a progress bar
-(:mod:`~storyhash_core.progress`), and returns every
-result and every failure (with its error) — nothing is silently dropped."""
+cluster. :class:`Workers` starts that client only when a task is first submitted, so a rerun
+whose work is all cached starts no cluster. :func:`run_batch` submits one task per item,
+shows a progress bar (:mod:`~storyhash_core.progress`), and returns every result and every
+failure (with its error) — nothing is silently dropped."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dask.distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import progress
 from .errors import StoryHashError
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 
 class ClusterConfig(BaseModel):
@@ -49,12 +52,16 @@ class Failure:
     error: str
 
 
-class QuietCancellation(WorkerPlugin):
-    """Workers do not warn about tasks cancelled because the run stopped (Ctrl-C, a failed
-    stage): the run itself says where it stopped."""
+def quiet_cancellation():
+    """A worker plugin: workers do not warn about tasks cancelled because the run stopped
+    (Ctrl-C, a failed stage); the run itself says where it stopped."""
+    from dask.distributed import WorkerPlugin
 
-    def setup(self, worker) -> None:
-        logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    class QuietCancellation(WorkerPlugin):
+        def setup(self, worker) -> None:
+            logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+    return QuietCancellation()
 
 
 @contextmanager
@@ -62,6 +69,8 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     """A client for ``config``; a local cluster is started and closed with the block. Prints
     where the Dask dashboard (live task stream, progress, worker memory) is; Dask's own log
     lines stay off a rendered page (:func:`~storyhash_core.progress.logs_off_the_page`)."""
+    from dask.distributed import Client, LocalCluster
+
     progress.logs_off_the_page("distributed")
     if config.address or config.scheduler_file:
         if config.scheduler_file and not Path(config.scheduler_file).expanduser().is_file():
@@ -75,7 +84,7 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
             else {"address": config.address}
         )
         with Client(**where, timeout=30) as client:
-            client.register_plugin(QuietCancellation())
+            client.register_plugin(quiet_cancellation())
             progress.note(
                 f"Dask: scheduler {client.scheduler.address},"
                 f" {len(client.scheduler_info()['workers'])} worker(s) now,"
@@ -93,7 +102,7 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.register_plugin(QuietCancellation())
+        client.register_plugin(quiet_cancellation())
         progress.note(
             f"Dask: local cluster of {n_workers} worker(s)"
             f" × {config.threads_per_worker} thread(s), dashboard {client.dashboard_link}"
@@ -101,7 +110,46 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
         yield client
 
 
-def _refusing(fn: Callable[..., Any], item: Any, **kwargs: Any) -> Any:
+class Workers:
+    """The Dask client of ``config``, started when a task is first submitted (use it as a
+    context manager; the cluster, if one was started, closes with the block)."""
+
+    def __init__(self, config: ClusterConfig = ClusterConfig()) -> None:
+        self.config = config
+        self._stack = ExitStack()
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._stack.enter_context(dask_client(self.config))
+        return self._client
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any):
+        return self.client.submit(fn, *args, **kwargs)
+
+    def run(self, fn: Callable[..., Any]) -> dict[str, Any]:
+        """``fn()`` on every worker, by worker address."""
+        return self.client.run(fn)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+        self._client = None
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    @property
+    def local(self) -> bool:
+        """Whether the cluster is (or would be) a local one, on this machine."""
+        return not (self.config.address or self.config.scheduler_file)
+
+
+def refusing(fn: Callable[..., Any], item: Any, **kwargs: Any) -> Any:
     """``fn(item, **kwargs)``, an input error returned as a :class:`Failure` (its key filled in
     by :func:`run_batch`): a bad video is a row of the run, not an error in Dask's logs."""
     try:
@@ -111,7 +159,7 @@ def _refusing(fn: Callable[..., Any], item: Any, **kwargs: Any) -> Any:
 
 
 def run_batch(
-    client: Client,
+    client: Client | Workers,
     fn: Callable[..., Any],
     items: Sequence[Any],
     keys: Sequence[str],
@@ -139,11 +187,13 @@ def run_batch(
             results[key] = hit
     if cached is not None:
         desc = f"{desc} ({len(results)} cached)"
-    futures = {client.submit(_refusing, fn, item, pure=False, **kwargs): key for item, key in todo}
     failures: list[Failure] = []
-    if not futures:
+    if not todo:
         progress.note(f"{desc}: nothing to compute")
         return results, failures
+    from dask.distributed import as_completed
+
+    futures = {client.submit(refusing, fn, item, pure=False, **kwargs): key for item, key in todo}
     with progress.bar(len(futures), desc, unit="task") as bar:
         for future in as_completed(futures):
             key = futures[future]

@@ -14,8 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-from dask.distributed import Client
+from typing import TYPE_CHECKING
 
 from .backbones import BackboneSpec
 from .cache import ArtifactCache
@@ -24,6 +23,10 @@ from .opencv import baseline_kernels
 from .parallel import Failure, run_batch
 from .tracking import TrackerSpec, save_tracks, track_frames, track_path
 from .video import check_exists, sample_rates
+
+if TYPE_CHECKING:
+    from .parallel import Workers
+
 
 Output = tuple[BackboneSpec, str]  # a backbone and a frame variant ("" = the frames as decoded)
 
@@ -87,7 +90,7 @@ def process_video(job: VideoJob, cache_root: str) -> VideoArtifacts:
 
 
 def process_videos(
-    client: Client,
+    client: Workers,
     items: dict[str, tuple[Path, float]],
     fps: float,
     outputs: list[Output],

@@ -4,16 +4,18 @@ failure sheets and track strips (RGB arrays saved as JPEG/PNG)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .cache import ArtifactCache, atomic_path, spec_key
-from .tracking import Tracks
 from .video import sample_frames
+
+if TYPE_CHECKING:
+    from .tracking import Tracks
 
 THUMBNAIL_VERSION = 2  # 2: frames converted to RGB by video.to_rgb (1: by swscale, CPU-dependent)
 
@@ -70,6 +72,8 @@ def per_transform_heatmap(
     data = data.loc[list(dict.fromkeys(table1["transform"])), list(dict.fromkeys(table1[key]))]
     width = 1.6 + (1.4 if data.shape[1] < 6 else 0.75) * data.shape[1]
     fig, ax = _subplots(figsize=(width, 0.35 * len(data) + 1.2 + 0.08 * max(map(len, data))))
+    import seaborn as sns  # only here, and slow to import
+
     sns.heatmap(
         data,
         annot=True,

@@ -1,26 +1,40 @@
 """Query sets: transformed copies of reference videos, generated in parallel into the cache.
 
-Each (reference, transform) pair is one task. Its output is cached under a key of the
-reference's content digest, the transform's spec, the ffmpeg version and
-:data:`QUERY_VERSION`, and written atomically, so a rerun does no work and an
-interrupted run resumes with only the missing queries.
+Each (reference, transform) pair is one query video, cached under a key of the reference's
+content digest, the transform's spec, the ffmpeg version and :data:`QUERY_VERSION`, and
+written atomically, so a rerun does no work and an interrupted run resumes with only the
+missing queries. One task makes up to :data:`SHARED_DECODE` queries of a source from one
+decode (:func:`batches`), the same bytes as one ffmpeg call each.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-
-from dask.distributed import Client
+from typing import TYPE_CHECKING
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
 from .errors import TransformError
-from .parallel import run_batch
-from .transforms import Transform, apply_transform, ffmpeg_exe, hard_transform, seeded
+from .parallel import Failure, refusing, run_batch
+from .transforms import (
+    Transform,
+    apply_transform,
+    apply_transforms,
+    ffmpeg_exe,
+    hard_transform,
+    seeded,
+    shares_decode,
+)
 from .video import check_exists
 
+if TYPE_CHECKING:
+    from .parallel import Workers
+
+
 QUERY_VERSION = 1
+SHARED_DECODE = 12  # queries written by one ffmpeg call (each holds its encoder's frames)
 
 
 @dataclass(frozen=True)
@@ -78,13 +92,45 @@ def make_query(job: QueryJob, cache_root: str) -> tuple[Path, bool]:
     return out, False
 
 
+def make_queries(jobs: list[QueryJob], cache_root: str) -> list[tuple[Path, bool] | Failure]:
+    """Several queries of one source (transforms that :func:`shares_decode`) from one decode,
+    or, if that call fails, one call each, so each failure is its own row with its error."""
+    cache = ArtifactCache(cache_root)
+    outs = [query_path(job, cache) for job in jobs]
+    source = jobs[0].video
+    try:
+        with ExitStack() as stack:
+            tmps = [stack.enter_context(atomic_path(out)) for out in outs]
+            apply_transforms(source.path, [j.transform for j in jobs], tmps, source.fps)
+    except TransformError:
+        return [refusing(make_query, job, cache_root=cache_root) for job in jobs]
+    for out in outs:
+        cache.publish(out)
+    return [(out, False) for out in outs]
+
+
 def _cached_query(job: QueryJob, cache: ArtifactCache) -> tuple[Path, bool] | None:
     out = query_path(job, cache)
     return (out, True) if cache.exists(out) else None
 
 
+def batches(jobs: list[QueryJob]) -> list[list[QueryJob]]:
+    """``jobs`` as the calls that make them: the transforms of a source that share its decode,
+    :data:`SHARED_DECODE` at a time, and every other job alone."""
+    shared: dict[str, list[QueryJob]] = {}
+    out = []
+    for job in jobs:
+        if shares_decode(job.transform):
+            shared.setdefault(job.video.video_id, []).append(job)
+        else:
+            out.append([job])
+    for group in shared.values():
+        out += [group[i : i + SHARED_DECODE] for i in range(0, len(group), SHARED_DECODE)]
+    return out
+
+
 def generate_queries(
-    client: Client, videos: list[Video], transforms: list[Transform], cache: ArtifactCache
+    client: Workers, videos: list[Video], transforms: list[Transform], cache: ArtifactCache
 ) -> list[Query]:
     """Every transform of every video, in parallel; failures are kept with their error."""
     return run_jobs(client, [QueryJob(v, t) for v in videos for t in transforms], cache)
@@ -109,26 +155,42 @@ def hard_jobs(videos: list[Video], names: list[str], backgrounds: list[Video]) -
     return jobs
 
 
-def run_jobs(client: Client, jobs: list[QueryJob], cache: ArtifactCache) -> list[Query]:
-    """Every job, in parallel, cached; failures are kept with their error."""
+def run_jobs(client: Workers, jobs: list[QueryJob], cache: ArtifactCache) -> list[Query]:
+    """Every job, in parallel (:func:`batches`), cached; failures are kept with their error."""
     keys = [query_id(j.video.video_id, j.transform.name) for j in jobs]
+    made: dict[str, tuple[Path, bool]] = {}
+    todo = []
+    for job, key in zip(jobs, keys, strict=True):
+        if (hit := _cached_query(job, cache)) is not None:
+            made[key] = hit
+        else:
+            todo.append(job)
+    calls = batches(todo)
+    call_keys = [query_id(c[0].video.video_id, c[0].transform.name) for c in calls]
     done, failed = run_batch(
         client,
-        make_query,
-        jobs,
-        keys,
-        "transforms",
-        cached=lambda job: _cached_query(job, cache),
+        make_queries,
+        calls,
+        call_keys,
+        f"transforms ({len(made)} cached, {len(todo)} in {len(calls)} ffmpeg calls)",
         cache_root=cache.url,
     )
-    errors = {f.key: f.error for f in failed}
+    errors, call_errors = {}, {f.key: f.error for f in failed}
+    for call, call_key in zip(calls, call_keys, strict=True):
+        results = done.get(call_key) or [Failure(call_key, call_errors[call_key])] * len(call)
+        for job, result in zip(call, results, strict=True):
+            key = query_id(job.video.video_id, job.transform.name)
+            if isinstance(result, Failure):
+                errors[key] = result.error
+            else:
+                made[key] = result
     return [
         Query(
             k,
             j.video.video_id,
             j.transform.name,
             j.transform.family,
-            *(done[k] if k in done else (None, False)),
+            *(made[k] if k in made else (None, False)),
             errors.get(k, ""),
             j.suite,
         )

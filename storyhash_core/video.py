@@ -153,6 +153,16 @@ def _open(path: Path) -> av.container.InputContainer:
         ) from exc
 
 
+def decoded_format(path: Path) -> tuple[str, int, int]:
+    """The pixel format, width and height a video file (or a frame folder's first image)
+    decodes to."""
+    with _open(frame_files(path)[0] if path.is_dir() else path) as container:
+        if not container.streams.video:
+            raise VideoReadError(path, "no video stream", "is this an audio or data file?")
+        codec = container.streams.video[0].codec_context
+        return codec.pix_fmt or "", codec.width, codec.height
+
+
 def _sample_file(path: Path, fps: float | None, seek_gap_s: float) -> SampledFrames:
     with _open(path) as container:
         if not container.streams.video:

@@ -15,7 +15,7 @@ import numpy as np
 from storyhash_core.backbones import BackboneSpec
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.features import load_features
-from storyhash_core.parallel import ClusterConfig, dask_client
+from storyhash_core.parallel import ClusterConfig, Workers, dask_client
 from storyhash_core.pipeline import VideoJob, process_video, process_videos
 from storyhash_core.tracking import TrackerSpec, load_tracks
 
@@ -30,6 +30,20 @@ def items(tmp_path, n: int) -> dict:
         frames = np.roll(index_frames(48, 72, 96), 5 * i, axis=2)
         out[f"v{i}"] = (write_video(tmp_path / f"v{i}.mp4", frames, fps=12), 24.0)
     return out
+
+
+def test_a_cluster_starts_only_for_work_and_closes_with_its_block(tmp_path):
+    """A rerun whose artifacts are all cached starts no cluster; the first task starts it
+    and the block closes it."""
+    videos, cache = items(tmp_path, 1), ArtifactCache(tmp_path / "cache")
+    config = ClusterConfig(n_workers=1, processes=False)
+    with Workers(config) as workers:
+        process_videos(workers, videos, 2.0, [(DCT, "")], None, cache)
+        assert workers.started
+    assert not workers.started
+    with Workers(config) as workers:
+        done, failed = process_videos(workers, videos, 2.0, [(DCT, "")], None, cache)
+        assert list(done) == ["v0"] and not failed and not workers.started
 
 
 def test_two_workers_give_the_artifacts_of_one_process(tmp_path):

@@ -1,19 +1,28 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from storyhash_core.cache import ArtifactCache
 from storyhash_core.corpus import Video
 from storyhash_core.errors import TransformError
-from storyhash_core.queries import generate_queries
+from storyhash_core.queries import SHARED_DECODE, QueryJob, batches, generate_queries
 from storyhash_core.transforms import (
+    HARD_EDITS,
     PAPER_TRANSFORMS,
+    SHARED_FORMATS,
     Transform,
     apply_transform,
+    apply_transforms,
     ffmpeg_command,
+    hard_transform,
     resolve,
     rotation_sweep,
+    shares_decode,
 )
-from storyhash_core.video import sample_frames
+from storyhash_core.video import decoded_format, sample_frames
+
+from .conftest import index_frames, write_folder, write_video
 
 PAPER_NAMES = [
     "crop_10",
@@ -68,6 +77,50 @@ def test_a_transform_writes_the_same_bytes_every_time(odd_clips, tmp_path, name)
     for out in outs:
         apply_transform(odd_clips["mkv"], PAPER_TRANSFORMS[name], out)
     assert len({out.read_bytes() for out in outs}) == 1
+
+
+@pytest.fixture(scope="module")
+def even_clips(tmp_path_factory) -> dict[str, Path]:
+    """A 160x90 yuv420p H.264 clip (12 fps, 1.5 s) and a 160x90 JPEG folder, as the corpus's."""
+    root = tmp_path_factory.mktemp("even")
+    return {
+        "h264": write_video(root / "c.mp4", index_frames(18, 90, 160), 12),
+        "jpeg": write_folder(root / "seq", index_frames(24, 90, 160)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "shared"), [("h264", True), ("jpeg", True), ("folder", False), ("mkv", False)]
+)
+def test_one_decode_writes_the_same_bytes_as_one_call_each(
+    odd_clips, even_clips, tmp_path, kind, shared
+):
+    """Every transform that shares a decode (the paper's 14, the sweep's rotations and the
+    hard edits without backgrounds or a graph of their own) comes out of
+    :func:`apply_transforms` byte for byte as from its own call: one decode for even-sized
+    4:2:0 sources (H.264, JPEG), one call each for the odd-sized JPEG folder and the RGB mkv."""
+    src = (even_clips | odd_clips)[kind]
+    fmt, width, height = decoded_format(src)
+    assert (fmt in SHARED_FORMATS and width % 2 == height % 2 == 0) == shared
+    edits = [hard_transform(name, "odd") for name in HARD_EDITS]
+    ts = [*PAPER_TRANSFORMS.values(), *rotation_sweep([0, 45]), *filter(shares_decode, edits)]
+    assert len(ts) == 14 + 2 + 10 and not any(map(shares_decode, set(edits) - set(ts)))
+    shared = [tmp_path / f"shared_{t.name}.mp4" for t in ts]
+    apply_transforms(src, ts, shared, folder_fps=24.0)
+    for t, out in zip(ts, shared, strict=True):
+        alone = tmp_path / f"alone_{t.name}.mp4"
+        apply_transform(src, t, alone, folder_fps=24.0)
+        assert out.read_bytes() == alone.read_bytes(), t.name
+
+
+def test_queries_share_a_decode_per_source_in_batches():
+    videos = [Video("a", Path("a.mp4")), Video("b", Path("b.mp4"))]
+    pip = hard_transform("pip", "a")
+    jobs = [QueryJob(v, t) for v in videos for t in resolve("paper")] + [QueryJob(videos[0], pip)]
+    calls = batches(jobs)
+    assert sorted(map(len, calls)) == [1, 14 - SHARED_DECODE, 14 - SHARED_DECODE, 12, 12]
+    assert all(len({j.video.video_id for j in call}) == 1 for call in calls)
+    assert [j for call in calls for j in call if j.transform is pip] == [jobs[-1]]
 
 
 def expected_geometry(name: str, w: int, h: int) -> tuple[int, int]:

@@ -24,24 +24,9 @@ Failures are rows with their error, never dropped. Helpers shared by several sta
 detection gallery, method tables).
 """
 
-from . import (
-    ablation,
-    baselines,
-    extract,
-    failures,
-    figures,
-    fuse,
-    hard_suite,
-    index,
-    partial_copies,
-    robustness,
-)
-from .inputs import about
-from .run import Run
+import importlib
 
-__all__ = [
-    "Run",
-    "about",
+STAGES = (
     "ablation",
     "baselines",
     "extract",
@@ -52,4 +37,21 @@ __all__ = [
     "index",
     "partial_copies",
     "robustness",
-]
+)
+__all__ = ["Run", "about", *STAGES]
+
+
+def __getattr__(name: str):
+    """A stage module, ``Run`` or ``about``, imported when first used: a notebook pays only
+    for its own stage's imports."""
+    if name in STAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "Run":
+        from .run import Run
+
+        return Run
+    if name == "about":
+        from .inputs import about
+
+        return about
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,10 @@ from ..corpus import Video, load_manifest, scan_directory
 from ..errors import ParamsError, StoryHashError
 from ..features import VideoFeatures, load_features
 from ..machine import cpu
-from ..parallel import Failure
+from ..parallel import Failure, Workers
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 from ..params import StudyParams, local_backbone, portable, resolve_path
 from ..pipeline import Output, process_videos
 from ..queries import Query, QueryJob, generate_queries, hard_jobs, query_id, query_path
@@ -196,8 +200,11 @@ def hard_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
     ]
 
 
-def worker_cpus(client) -> list[dict]:
-    """The distinct CPUs (model and ISA flags) of the Dask workers that computed the features."""
+def worker_cpus(client: Workers | Client) -> list[dict]:
+    """The distinct CPUs (model and ISA flags) of the Dask workers that computed the features:
+    this machine's when no cluster was started and it would have been a local one."""
+    if isinstance(client, Workers) and not client.started and client.local:
+        return [cpu()]
     found = client.run(cpu).values()
     return [json.loads(c) for c in sorted({json.dumps(c, sort_keys=True) for c in found})]
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from .. import __version__
@@ -22,7 +19,7 @@ from ..cache import ArtifactCache, atomic_path
 from ..errors import StoryHashError
 from ..machine import cpu
 from ..paper import Paper
-from ..parallel import dask_client
+from ..parallel import Workers
 from ..params import (
     StudyParams,
     load_params,
@@ -32,6 +29,9 @@ from ..params import (
     run_location,
 )
 from ..plots import save_figure, save_image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # read as text even when every cell is empty (so are the intervals, ``*_ci``)
 TEXT_COLUMNS = ("error", "features", "tracks", "path")
@@ -144,10 +144,9 @@ class Run:
             )
         return kind.model_validate(entry)
 
-    @contextmanager
-    def client(self) -> Iterator:
-        with dask_client(self.params.cluster) as client:
-            yield client
+    def client(self) -> Workers:
+        """The params' Dask cluster, started only if a task is submitted (``with`` it)."""
+        return Workers(self.params.cluster)
 
 
 def versions() -> dict[str, str]:

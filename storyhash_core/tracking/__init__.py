@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cache import ArtifactCache, atomic_path, spec_key
+from ..cache import ArtifactCache, atomic_path, read_npz, spec_key
 from ..errors import StoryHashError
 from ..video import SampledFrames
 
@@ -112,17 +112,17 @@ def save_tracks(tracks: Tracks, seconds: float, path: Path) -> None:
 
 def load_tracks(path: Path) -> tuple[Tracks, float]:
     """Tracks and the seconds tracking took."""
-    with np.load(path) as z:
-        return Tracks(
-            z["times"],
-            int(z["size"][0]),
-            int(z["size"][1]),
-            z["frame"],
-            z["object_id"],
-            z["centroid"],
-            z["box"],
-            z["area"],
-        ), float(z["seconds"])
+    z = read_npz(path)
+    return Tracks(
+        z["times"],
+        int(z["size"][0]),
+        int(z["size"][1]),
+        z["frame"],
+        z["object_id"],
+        z["centroid"],
+        z["box"],
+        z["area"],
+    ), float(z["seconds"])
 
 
 def track_path(
