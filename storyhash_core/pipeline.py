@@ -14,19 +14,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .backbones import BackboneSpec
 from .cache import ArtifactCache
 from .features import embed_frames, feature_path, save_features
 from .opencv import baseline_kernels
-from .parallel import Failure, run_batch
+from .parallel import Failure, Workers, run_batch
 from .tracking import TrackerSpec, save_tracks, track_frames, track_path
 from .video import check_exists, sample_rates
-
-if TYPE_CHECKING:
-    from .parallel import Workers
-
 
 Output = tuple[BackboneSpec, str]  # a backbone and a frame variant ("" = the frames as decoded)
 

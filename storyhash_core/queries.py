@@ -12,12 +12,11 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .cache import ArtifactCache, atomic_path, spec_key
 from .corpus import Video
 from .errors import TransformError
-from .parallel import Failure, refusing, run_batch
+from .parallel import Failure, Workers, refusing, run_batch
 from .transforms import (
     Transform,
     apply_transform,
@@ -28,10 +27,6 @@ from .transforms import (
     shares_decode,
 )
 from .video import check_exists
-
-if TYPE_CHECKING:
-    from .parallel import Workers
-
 
 QUERY_VERSION = 1
 SHARED_DECODE = 12  # queries written by one ffmpeg call (each holds its encoder's frames)
