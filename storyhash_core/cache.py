@@ -37,6 +37,7 @@ from typing import Any
 from zipfile import ZipFile
 
 import fsspec
+import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import StoryHashError
@@ -130,9 +131,7 @@ def fetch_tree(url: str, folder: Path) -> bool:
 
 def read_npz(path: str | Path) -> dict[str, Any]:
     """Every array of an ``.npz`` file, the same as ``np.load`` gives, read member by member
-    without its lazy wrapper (half the time for the cache's small files)."""
-    import numpy as np
-
+    without its lazy wrapper (a fifth less time for the cache's small files)."""
     with ZipFile(path) as archive:
         out = {}
         for name in archive.namelist():

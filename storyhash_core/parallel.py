@@ -37,6 +37,11 @@ class ClusterConfig(BaseModel):
     threads_per_worker: int = Field(1, ge=1)
     processes: bool = True
 
+    @property
+    def local(self) -> bool:
+        """Whether tasks run on a local cluster of this machine (no scheduler named)."""
+        return not (self.address or self.scheduler_file)
+
     @model_validator(mode="after")
     def _one_scheduler(self) -> ClusterConfig:
         if self.address and self.scheduler_file:
@@ -72,7 +77,7 @@ def dask_client(config: ClusterConfig = ClusterConfig()) -> Iterator[Client]:
     from dask.distributed import Client, LocalCluster
 
     progress.logs_off_the_page("distributed")
-    if config.address or config.scheduler_file:
+    if not config.local:
         if config.scheduler_file and not Path(config.scheduler_file).expanduser().is_file():
             raise StoryHashError(
                 f"scheduler file {config.scheduler_file} not found: start the cluster first"
@@ -142,11 +147,6 @@ class Workers:
     @property
     def started(self) -> bool:
         return self._client is not None
-
-    @property
-    def local(self) -> bool:
-        """Whether the cluster is (or would be) a local one, on this machine."""
-        return not (self.config.address or self.config.scheduler_file)
 
 
 def refusing(fn: Callable[..., Any], item: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +30,7 @@ from .transforms import (
     ffmpeg_head,
     filters,
     input_args,
+    run_ffmpeg,
     seeded,
 )
 from .video import check_exists
@@ -106,11 +106,8 @@ def splice_command(
 
 def splice(pieces: list[Piece], out: Path, width: int, height: int, fps: float) -> None:
     """Write the spliced query; raise :class:`TransformError` naming the pieces on failure."""
-    proc = subprocess.run(splice_command(pieces, out, width, height, fps), capture_output=True)
-    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-        tail = " | ".join(proc.stderr.decode(errors="replace").strip().splitlines()[:2])
-        names = ", ".join(p.path.name for p in pieces)
-        raise TransformError(f"ffmpeg failed to splice {names}: {tail or 'no output'}")
+    names = ", ".join(p.path.name for p in pieces)
+    run_ffmpeg(splice_command(pieces, out, width, height, fps), [out], f"to splice {names}")
 
 
 class PartialJob(NamedTuple):

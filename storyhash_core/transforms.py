@@ -353,10 +353,7 @@ def ffmpeg_command(
         *graph,
         "-filter_threads",
         "1",
-        *encode_args(t.crf),
-        "-movflags",
-        "+faststart",
-        str(out),
+        *output_args(t.crf, out),
     ]
 
 
@@ -388,8 +385,13 @@ def ffmpeg_command_many(
     command = [*ffmpeg_head(), *input_args(src, folder_fps)]
     command += ["-filter_complex", graph, "-filter_complex_threads", "1"]
     for i, (t, out) in enumerate(zip(ts, outs, strict=True)):
-        command += ["-map", f"[out{i}]", *encode_args(t.crf), "-movflags", "+faststart", str(out)]
+        command += ["-map", f"[out{i}]", *output_args(t.crf, out)]
     return command
+
+
+def output_args(crf: int, out: Path) -> list[str]:
+    """A query's output: :func:`encode_args` at ``crf``, index first, to ``out``."""
+    return [*encode_args(crf), "-movflags", "+faststart", str(out)]
 
 
 def ffmpeg_head() -> list[str]:
@@ -443,11 +445,17 @@ def apply_transforms(
         for t, out in zip(ts, outs, strict=True):
             apply_transform(src, t, out, folder_fps)
         return
-    command = ffmpeg_command_many(src, ts, outs, folder_fps)
-    proc = subprocess.run(command, capture_output=True, text=True)
+    names = ", ".join(t.name for t in ts)
+    run_ffmpeg(ffmpeg_command_many(src, ts, outs, folder_fps), outs, f"on {src} for {names}")
+
+
+def run_ffmpeg(command: list[str], outs: Sequence[Path], what: str) -> None:
+    """Run ``command``; unless it exits 0 having written every file of ``outs``, raise
+    :class:`TransformError` "ffmpeg failed <what>: " and the first two lines ffmpeg printed."""
+    proc = subprocess.run(command, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0 or not all(o.is_file() and o.stat().st_size for o in outs):
         tail = " | ".join(proc.stderr.strip().splitlines()[:2]) or "no output"
-        raise TransformError(f"ffmpeg failed on {src} for {', '.join(t.name for t in ts)}: {tail}")
+        raise TransformError(f"ffmpeg failed {what}: {tail}")
 
 
 def apply_transform(
@@ -458,8 +466,6 @@ def apply_transform(
     backgrounds: tuple[Path, ...] = (),
 ) -> None:
     """Write ``t`` of ``src`` to ``out`` with ffmpeg; raise :class:`TransformError` on failure."""
-    command = ffmpeg_command(src, t, out, folder_fps, backgrounds)
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[:2]) or "no output"
-        raise TransformError(f"ffmpeg failed on {src} for {t.name}: {tail}")
+    run_ffmpeg(
+        ffmpeg_command(src, t, out, folder_fps, backgrounds), [out], f"on {src} for {t.name}"
+    )

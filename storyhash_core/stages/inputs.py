@@ -16,9 +16,6 @@ from ..errors import ParamsError, StoryHashError
 from ..features import VideoFeatures, load_features
 from ..machine import cpu
 from ..parallel import Failure, Workers
-
-if TYPE_CHECKING:
-    from dask.distributed import Client
 from ..params import StudyParams, local_backbone, portable, resolve_path
 from ..pipeline import Output, process_videos
 from ..queries import Query, QueryJob, generate_queries, hard_jobs, query_id, query_path
@@ -27,6 +24,9 @@ from ..tracking import load_tracks
 from ..transforms import resolve, rotation_sweep
 from .records import ExtractRecord
 from .run import Run
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 QUERY_FOLDER_FPS = 24.0  # queries are video files; the rate only applies to frame folders
 
@@ -203,7 +203,7 @@ def hard_outputs(params: StudyParams, backbone: BackboneSpec) -> list[Output]:
 def worker_cpus(client: Workers | Client) -> list[dict]:
     """The distinct CPUs (model and ISA flags) of the Dask workers that computed the features:
     this machine's when no cluster was started and it would have been a local one."""
-    if isinstance(client, Workers) and not client.started and client.local:
+    if isinstance(client, Workers) and not client.started and client.config.local:
         return [cpu()]
     found = client.run(cpu).values()
     return [json.loads(c) for c in sorted({json.dumps(c, sort_keys=True) for c in found})]
