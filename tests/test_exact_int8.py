@@ -53,8 +53,8 @@ def test_the_saturating_frames_do_overflow_16_bit_pair_sums(reference):
 
 @needs_model
 def test_graph_optimisations_keep_the_arithmetic(reference):
-    """onnxruntime's optimised graph (NCHWc layouts, fusions but ConvMulFusion) gives the same
-    bytes as the graph run without any optimisation."""
+    """onnxruntime's optimised graph (its layouts and fusions) gives the same bytes as the graph
+    run without any optimisation."""
     import onnxruntime as ort
 
     from storyhash_core.backbones.mobilenet import exact_session
@@ -82,7 +82,7 @@ def test_conv_bound_is_the_largest_partial_sum():
     )
 
 
-def tiny_qconv(channels: int, weight: int) -> onnx.ModelProto:
+def tiny_qconv(channels: int, weight: int, w_zero: int = 0) -> onnx.ModelProto:
     """One 1×1 QLinearConv over ``channels`` inputs, every weight ``weight``, then dequantised."""
 
     def const(name, value, dtype):
@@ -93,7 +93,7 @@ def tiny_qconv(channels: int, weight: int) -> onnx.ModelProto:
         const("z", 0, np.uint8),
         const("w", np.full((1, channels, 1, 1), weight), np.int8),
         const("ws", [0.01], np.float32),
-        const("wz", [0], np.int8),
+        const("wz", [w_zero], np.int8),
         const("ys", 0.5, np.float32),
     ]
     nodes = [
@@ -111,10 +111,28 @@ def tiny_qconv(channels: int, weight: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
 
 
-def test_the_rewrite_refuses_sums_beyond_exact_float32():
-    exact_graph(tiny_qconv(500, 127))  # 500 · 127 · 255 < 2**24
-    with pytest.raises(ExactGraphError, match="2\\*\\*24"):
-        exact_graph(tiny_qconv(600, 127))  # 600 · 127 · 255 > 2**24
+def test_the_rewrite_refuses_sums_beyond_int32():
+    exact_graph(tiny_qconv(66_000, 127))  # 66 000 · 127 · 255 < 2**31
+    with pytest.raises(ExactGraphError, match="2\\*\\*31"):
+        exact_graph(tiny_qconv(66_400, 127))  # 66 400 · 127 · 255 > 2**31
+
+
+def test_the_rewrite_refuses_weights_that_have_no_u8_form():
+    exact_graph(tiny_qconv(4, 127))  # 127 - 0 + 128 = 255
+    with pytest.raises(ExactGraphError, match=r"span \[128, 128\], beyond int8"):
+        exact_graph(tiny_qconv(4, 127, w_zero=-1))
+
+
+def test_a_tiny_model_computes_its_integer_arithmetic():
+    """Four inputs of 25.5 (uint8 255) times weights 3 (scale 0.01): the accumulator 3060 times
+    0.1 · 0.01 / 0.5 is 6.12, so the output is round(6.12) = 6 steps of 0.5."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        exact_graph(tiny_qconv(4, 3)).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    out = session.run(["embedding"], {"x": np.full((1, 4, 2, 2), 25.5, np.float32)})[0]
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 3.0, np.float32))
 
 
 def test_unsupported_operators_and_outputs_are_named(tmp_path):

@@ -1,27 +1,27 @@
-"""Run an int8 (QOperator) ONNX model as float arithmetic that gives the same bytes on every CPU.
+"""Run an int8 (QOperator) ONNX model as integer arithmetic that gives the same bytes on every CPU.
 
 onnxruntime's native u8×s8 kernels are CPU-dependent: without VNNI, x86 adds pairs of products
-in a saturating 16-bit register, so bright, high-contrast frames overflow; with VNNI they do
-not. :func:`exact_graph` rewrites each quantised operator into the float operators that compute
-the *same integer arithmetic* (the quantised model as specified, what a VNNI CPU computes):
+in a saturating 16-bit register (``vpmaddubsw``), so bright, high-contrast frames overflow; with
+VNNI they do not. :func:`exact_graph` rewrites the model so that every result is fixed by
+integer sums and single IEEE 754 float32 operations (the quantised model as specified, what a
+VNNI CPU computes for the convolutions):
 
-- an activation is carried as float32 holding its uint8 value;
-- ``QLinearConv``: ``Conv`` of ``x - x_zero`` with the integer weights ``w - w_zero`` and the
-  int32 bias, times ``x_scale * w_scale / y_scale`` (float32, onnxruntime's order), rounded
-  half to even, plus ``y_zero``, clipped to [0, 255];
-- ``QLinearAdd``, ``QLinearGlobalAveragePool``, ``QuantizeLinear``, ``DequantizeLinear``: the
-  same, with their own scales.
+- activations are uint8 tensors, as in the model;
+- ``QLinearConv`` stays onnxruntime's ``QLinearConv``, with its weights moved to uint8
+  (``w - w_zero + 128``, zero point 128): its u8×u8 kernels widen both operands to 16 bits
+  and add the 32-bit products (``vpmaddwd`` on SSE, AVX2 and AVX-512; 32-bit dot products
+  with VNNI), so no x86 instruction set saturates them; the int32 sum plus the bias, times
+  ``x_scale * w_scale / y_scale`` in float32, rounded half to even, plus ``y_zero``, clipped;
+- ``QLinearAdd``, ``QLinearGlobalAveragePool``, ``QuantizeLinear``, ``DequantizeLinear``: float
+  operators on the uint8 values, each a sum of integers or one rounding of one product.
+  onnxruntime's own ``QLinearAdd`` rounds otherwise (it changed one of 22 994 real frames:
+  ``bench/native_kernels.py``), so it is rewritten.
 
-A float32 sum of integers is exact, in any order, while every partial sum stays below 2**24.
-:func:`exact_graph` proves that bound per convolution from the weights (the sum of
+:func:`exact_graph` proves from the weights that no convolution's sum leaves int32 (the sum of
 ``|w - w_zero|`` times the largest ``|x - x_zero|``, plus ``|bias|``) and refuses a model that
-breaks it. So each layer's output is a function of integers and float32 roundings of single
-products, which IEEE 754 fixes: the same on AVX2, AVX-512 or VNNI, in any thread count.
-onnxruntime's ``ConvMulFusion`` would fold the rescale into the weights and break this; it is
-disabled (:data:`DISABLED_OPTIMIZERS`); the other optimisations keep it (on AVX2 and newer the
-NCHWc transformer turns the per-channel rescales into 1×1 depthwise convolutions, still one
-product per output), which a test checks against the unoptimised graph. Only the path to
-``output`` (by default the pooled ``embedding``) is kept.
+breaks it, or whose centred weights do not fit in int8. Only the path to ``output`` (by
+default the pooled ``embedding``) is kept. A test checks the result against an int64 NumPy
+evaluation of the model, and ``bench/cpus.py`` on emulated CPUs without VNNI or AVX2.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-EXACT_LIMIT = 2**24  # float32 represents every integer up to this exactly
-DISABLED_OPTIMIZERS = ["ConvMulFusion"]
+FLOAT, UINT8 = onnx.TensorProto.FLOAT, onnx.TensorProto.UINT8
+
+ACCUMULATOR_LIMIT = 2**31  # onnxruntime's convolutions sum in int32
 SUPPORTED = {
     "QuantizeLinear",
     "QLinearConv",
@@ -83,15 +84,15 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
             stack.extend(node.input)
     nodes, consts = [], {}
 
-    def const(name: str, value) -> str:
-        consts[name] = numpy_helper.from_array(np.asarray(value, np.float32), name)
+    def const(name: str, value, dtype=np.float32) -> str:
+        consts[name] = numpy_helper.from_array(np.asarray(value, dtype), name)
         return name
 
     def scalar(name: str) -> float:
         return init[name].reshape(()).item() if init[name].size == 1 else init[name]
 
     def requantize(prefix: str, acc: str, scale, zero: int, out: str) -> None:
-        """``out = clip(round_half_even(acc * scale) + zero, 0, 255)``, in float32."""
+        """``out = clip(round_half_even(acc * scale) + zero, 0, 255)`` in float32, as uint8."""
         if not (np.ndim(scale) == 0 and scale == 1):
             nodes.append(
                 helper.make_node(
@@ -109,16 +110,24 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
             )
             clip_in = f"{prefix}/shifted"
         nodes.append(
-            helper.make_node("Clip", [clip_in, const("u8/min", 0.0), const("u8/max", 255.0)], [out])
+            helper.make_node(
+                "Clip",
+                [clip_in, const("u8/min", 0.0), const("u8/max", 255.0)],
+                [f"{prefix}/clipped"],
+            )
         )
+        nodes.append(helper.make_node("Cast", [f"{prefix}/clipped"], [out], to=UINT8))
 
     def centred(prefix: str, x: str, zero: int) -> str:
-        """``x - zero`` (``x`` itself for a zero point of 0)."""
+        """The uint8 tensor ``x`` minus ``zero``, in float32."""
+        nodes.append(helper.make_node("Cast", [x], [f"{prefix}/float"], to=FLOAT))
         if not zero:
-            return x
+            return f"{prefix}/float"
         nodes.append(
             helper.make_node(
-                "Sub", [x, const(f"{prefix}/x_zero", float(zero))], [f"{prefix}/centred"]
+                "Sub",
+                [f"{prefix}/float", const(f"{prefix}/x_zero", float(zero))],
+                [f"{prefix}/centred"],
             )
         )
         return f"{prefix}/centred"
@@ -146,28 +155,30 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
                 p, f"{p}/div", f32(1.0), int(scalar(ins[2])), out
             )  # onnxruntime divides by the scale
         elif op == "QLinearConv":
-            x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero = ins[:8]
+            x, x_scale, x_zero, w, w_scale, w_zero = ins[:6]
             bias = init[ins[8]] if len(ins) > 8 else None
-            wz = init[w_zero].astype(np.int64).reshape(-1)
             bound = conv_bound(init[w], init[w_zero].reshape(-1), int(scalar(x_zero)), bias)
-            if bound >= EXACT_LIMIT:
+            if bound >= ACCUMULATOR_LIMIT:
                 raise ExactGraphError(
-                    f"QLinearConv {node.name or out}: partial sums reach {bound} >= 2**24,"
-                    " beyond exact float32 integers"
+                    f"QLinearConv {node.name or out}: partial sums reach {bound} >= 2**31,"
+                    " beyond onnxruntime's int32 accumulators"
                 )
+            wz = init[w_zero].astype(np.int64).reshape(-1)
             weights = init[w].astype(np.int64) - wz.reshape(-1, *[1] * (init[w].ndim - 1))
-            conv_in = [
-                centred(p, x, int(scalar(x_zero))),
-                const(f"{p}/w", weights.astype(np.float32)),
-            ]
-            if bias is not None:
-                conv_in.append(const(f"{p}/bias", bias.astype(np.float32)))
-            nodes.append(helper.make_node("Conv", conv_in, [f"{p}/acc"], name=f"{p}/conv"))
-            nodes[-1].attribute.extend(node.attribute)
-            scale = (f32(scalar(x_scale)) * init[w_scale].astype(f32)) / f32(
-                scalar(y_scale)
-            )  # onnxruntime's order
-            requantize(p, f"{p}/acc", scale.reshape(-1, 1, 1), int(scalar(y_zero)), out)
+            if weights.min() < -128 or weights.max() > 127:
+                raise ExactGraphError(
+                    f"QLinearConv {node.name or out}: weights minus their zero point span"
+                    f" [{weights.min()}, {weights.max()}], beyond int8 (no u8×u8 form)"
+                )
+            for name in [x_scale, x_zero, w_scale, *ins[6:]]:  # as they are, dtype included
+                consts[name] = numpy_helper.from_array(init[name], name)
+            u8_weights = [const(f"{p}/w", weights + 128, np.uint8), w_scale]
+            u8_weights.append(const(f"{p}/w_zero", np.full(len(wz), 128), np.uint8))
+            conv = helper.make_node(
+                "QLinearConv", [x, x_scale, x_zero, *u8_weights, *ins[6:]], [out], name=f"{p}/conv"
+            )
+            conv.attribute.extend(node.attribute)
+            nodes.append(conv)
         elif op == "QLinearAdd":
             a, a_scale, a_zero, b, b_scale, b_zero, c_scale, c_zero = ins
             ratio_a = f32(scalar(a_scale)) / f32(scalar(c_scale))
