@@ -1,19 +1,21 @@
 """Benchmark: wall time and peak memory of the whole study (every notebook), cold and warm.
 
-Runs ``storyhash study`` twice for a params file (default ``params/real.yaml``): first from
-an empty cache, then again on the cache the first run filled. Each run writes to a fresh
-temporary output folder; ``--cache`` (default: a temporary folder, deleted afterwards) must
-be empty or absent, so the first run is truly cold. Per notebook it records the seconds
-(``run.json``) and the peak of the summed resident memory of the study's process tree
-(the papermill kernel and its Dask workers, sampled every 0.5 s; shared pages count once
-per process, so this is an upper bound). Beside them it records the commit measured and, so a
-slower day shows as the machine's and not the code's, the bare model's and the decoder's speed
-on 8 DAVIS videos (``bench/throughput.py``'s measurements). Writes a JSON record.
+Runs ``storyhash study`` three times for a params file (default ``params/real.yaml``): first
+from an empty cache (``cold``), then on the cache the first run filled (``warm``: each stage's
+results restored, :mod:`storyhash_core.stages.memo`), then on that cache with ``memo: false``
+(``warm_recomputed``: every stage recomputed from the cached features and tracks). Each run
+writes to a fresh temporary output folder; ``--cache`` (default: a temporary folder, deleted
+afterwards) must be empty or absent, so the first run is truly cold. Per notebook it records the
+seconds (``run.json``) and the peak of the summed resident memory of the study's process tree
+(the papermill kernel and its Dask workers, sampled every 0.5 s; shared pages count once per
+process, so this is an upper bound). Beside them it records the commit measured and, so a slower
+day shows as the machine's and not the code's, the bare model's and the decoder's speed on 8
+DAVIS videos (``bench/throughput.py``'s measurements). Writes a JSON record.
 
     python bench/study_time.py [--params params/real.yaml] [--cache DIR] [--keep DIR] [--out F]
 
-``--keep DIR`` keeps the two runs' folders (``DIR/cold``, ``DIR/warm``) instead of deleting
-them, e.g. to publish the warm run's pages as ``outputs/real``.
+``--keep DIR`` keeps the runs' folders (``DIR/cold``, ``DIR/warm``, ``DIR/warm_recomputed``)
+instead of deleting them, e.g. to publish a run's pages as ``outputs/real``.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def main() -> None:
     p.add_argument(
         "--cache", default=None, help="cache folder, empty or absent (default: a temporary one)"
     )
-    p.add_argument("--keep", default=None, help="keep the runs' folders here (DIR/cold, DIR/warm)")
+    p.add_argument("--keep", default=None, help="keep the runs' folders here (DIR/<run>)")
     p.add_argument("--out", default="bench/results/study_time.json")
     args = p.parse_args()
 
@@ -133,9 +135,9 @@ def main() -> None:
             raise SystemExit(f"--cache {cache} is not empty: a cold run needs an empty cache")
         runs = Path(args.keep).resolve() if args.keep else Path(tmp)
         record: dict = {"benchmark": "study_time", "params": args.params, "commit": commit()}
-        for run in ("cold", "warm"):
+        for run, memo in (("cold", True), ("warm", True), ("warm_recomputed", False)):
             params = yaml.safe_load(Path(args.params).read_text())
-            params |= {"cache_dir": str(cache), "output_dir": str(runs / run)}
+            params |= {"cache_dir": str(cache), "output_dir": str(runs / run), "memo": memo}
             params_file = Path(tmp) / f"{run}.yaml"
             params_file.write_text(yaml.safe_dump(params))
             print(f"[bench] {run} run", flush=True)

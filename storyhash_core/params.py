@@ -243,6 +243,7 @@ class StudyParams(_Strict):
         "outputs"  # a folder or an fsspec URL (the run is written locally, then uploaded)
     )
     cluster: ClusterConfig = ClusterConfig()
+    memo: bool = True  # restore a stage's results when nothing it reads changed (stages/memo.py)
 
     @field_validator("transforms", mode="before")
     @classmethod

@@ -198,7 +198,10 @@ def rerun(params_file: Path, scratch: Path, fresh_cache: bool = False) -> Path:
     inside ``scratch``; return the run folder."""
     from .runner import run_notebooks
 
-    raw = yaml.safe_load(params_file.read_text()) | {"output_dir": str(scratch / "outputs")}
+    raw = yaml.safe_load(params_file.read_text()) | {
+        "output_dir": str(scratch / "outputs"),
+        "memo": False,  # every stage recomputed, none restored
+    }
     if fresh_cache:
         raw["cache_dir"] = str(scratch / "cache")
     copy = scratch / params_file.name
@@ -211,7 +214,7 @@ def check_params(params_file: Path, committed: Path) -> None:
     record = committed / "run.json"
     if not record.is_file():
         return
-    ignore = {"output_dir", "cache_dir", "cluster"}
+    ignore = {"output_dir", "cache_dir", "cluster", "memo"}
     ours = {k: v for k, v in load_params(params_file).model_dump().items() if k not in ignore}
     theirs = {
         k: v for k, v in json.loads(record.read_text()).get("params", {}).items() if k not in ignore

@@ -46,12 +46,24 @@ def test_a_cluster_starts_only_for_work_and_closes_with_its_block(tmp_path):
         assert list(done) == ["v0"] and not failed and not workers.started
 
 
+def malloc_settings() -> dict:
+    return {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+
+
 def test_two_workers_give_the_artifacts_of_one_process(tmp_path):
+    """Also under the workers' malloc settings (parallel.WORKER_MALLOC), which glibc reads when
+    a process starts: this test's process started without them (Dask sets them in its
+    environment only for the workers it spawns)."""
     videos = items(tmp_path, 4)
     with dask_client(ClusterConfig(n_workers=2, processes=True)) as client:
         done, failed = process_videos(
             client, videos, 2.0, [(DCT, "")], TRACKER, ArtifactCache(tmp_path / "dask")
         )
+        settings = list(client.run(malloc_settings).values())
+    assert (
+        settings
+        == [{"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "134217728"}] * 2
+    )
     assert not failed and set(done) == set(videos)
     for key, (path, folder_fps) in videos.items():
         alone = process_video(

@@ -66,6 +66,7 @@ from .baselines import BASELINE
 from .figures import sweep_blocks
 from .fuse import Blocks, load_blocks
 from .inputs import load_corpus, query_meta, transform_order
+from .memo import memoised
 from .records import AblationRecord, ExtractRecord
 from .run import Run
 from .scoring import DetectionSetup, detection_setup, paired_tests, report_methods
@@ -120,6 +121,7 @@ class Study(NamedTuple):
     curve: pd.DataFrame  # held-out measures per kind and action weight
 
 
+@memoised
 def run(run: Run) -> Ablation:
     """The ablation table and figure, the confidence discussion and the fusion-weight study."""
     table1 = run.table("table1")

@@ -54,6 +54,7 @@ from .inputs import (
     rotation_outputs,
     sweep_queries,
 )
+from .memo import memoised
 from .records import BaselinesRecord, RotationMitigationRecord
 from .run import Run
 from .scoring import (
@@ -105,6 +106,7 @@ class Baselines:
     queries_note: str  # which queries the detection tables count
 
 
+@memoised
 def run(run: Run) -> Baselines:
     """The baselines beside the configurations, flip mitigation and rotation mitigation."""
     with run.client() as client:

@@ -15,6 +15,7 @@ from ..metrics import ROW_COLUMNS
 from ..plots import failure_sheet
 from ..report import write_table
 from .inputs import transform_order, video_files
+from .memo import memoised
 from .records import ExtractRecord, FailuresRecord
 from .run import Run
 
@@ -41,6 +42,7 @@ class Failures:
     hard_discussion: str
 
 
+@memoised
 def run(run: Run) -> Failures:
     """The failures table, one sheet per transform, and where the misses fall."""
     rows = with_suite(run.table("robustness_per_query"))

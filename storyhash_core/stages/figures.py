@@ -23,6 +23,7 @@ from ..report import write_table
 from ..significance import Clusters, PairedHits, bonferroni, paired_table
 from .fuse import Blocks, blocks_for, load_blocks
 from .inputs import extract_items, extracted_backbone, query_items, rotation_outputs, sweep_queries
+from .memo import memoised
 from .records import RotationSweepRecord
 from .run import Run
 from .scoring import paired_tests, search_configurations
@@ -45,6 +46,7 @@ class Figures:
     rotation_tests: pd.DataFrame
 
 
+@memoised
 def run(run: Run) -> Figures:
     """The flip table, figure and tests, and the rotation sweep with its figure and tests."""
     table1 = run.table("table1")

@@ -19,6 +19,7 @@ from ..motion import ACTION_NAMES, GRAPH_NAMES, MinMax, motion_blocks
 from ..params import StudyParams
 from ..report import write_table
 from ..tracking import load_tracks
+from .memo import memoised
 from .records import FuseRecord
 from .run import Run
 
@@ -34,6 +35,7 @@ class Blocks:
     scaler: MinMax | None
 
 
+@memoised
 def run(run: Run) -> FuseRecord:
     """Blocks of every usable reference and query; writes the files listed above."""
     files = run.table("files", "artifacts")

@@ -52,6 +52,7 @@ from .inputs import (
     region_outputs,
     rotation_outputs,
 )
+from .memo import memoised
 from .records import ExtractRecord, HardSuiteRecord
 from .run import Run
 from .scoring import detection_setup, paired_tests, report_methods
@@ -78,6 +79,7 @@ class HardSuite:
     queries_note: str
 
 
+@memoised
 def run(run: Run) -> HardSuite:
     """Every method on the hard suite; writes the files listed above."""
     if not run.load(ExtractRecord).hard_edits:

@@ -11,10 +11,12 @@ from ..index import build_index, save_index
 from ..report import write_table
 from ..tracking import TRACK_VERSION
 from .fuse import load_blocks
+from .memo import memoised
 from .records import ExtractRecord, IndexEntry, IndexRecord
 from .run import Run, Stopwatch
 
 
+@memoised
 def run(run: Run) -> pd.DataFrame:
     """Build and save every configuration's index; return ``tables/indexes`` (build seconds
     are wall-clock, so they are in ``run.json`` only)."""

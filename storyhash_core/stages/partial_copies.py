@@ -56,6 +56,7 @@ from .inputs import (
     load_corpus,
     query_meta,
 )
+from .memo import memoised
 from .records import PartialCopiesRecord
 from .run import Run
 from .scoring import detection_setup
@@ -102,6 +103,7 @@ def edit_of(name: str):
     return resolve([name])[0]
 
 
+@memoised
 def run(run: Run) -> PartialCopies | None:
     """Make, extract and match the partial-copy queries; None when the params ask for none."""
     settings = run.params.partial_copies

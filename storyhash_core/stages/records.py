@@ -29,6 +29,7 @@ class TrackingScore(BaseModel):
 class ExtractRecord(StageRecord):
     stage = "extract"
     notebook = "01_extract"
+    run_only = ("seconds", "queries_cached", "worker_cpus")
 
     backbone: BackboneSpec  # concrete (``auto`` resolved), its weights path portable
     backbone_reason: str
@@ -187,3 +188,7 @@ class PartialCopiesRecord(StageRecord):
     reference_frames: int
     bytes_per_frame: int
     methods: list[dict[str, Any]]  # tables/partial_copies rows
+
+
+# per stage, the fields of its record about how the run went (see StageRecord.run_only)
+RUN_ONLY = {kind.stage: kind.run_only for kind in StageRecord.__subclasses__() if kind.run_only}

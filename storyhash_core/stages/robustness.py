@@ -28,6 +28,7 @@ from ..query import save_operating_points
 from ..report import write_table
 from .fuse import load_blocks
 from .inputs import query_meta, transform_order
+from .memo import memoised
 from .records import DetectionRecord, ExtractRecord, RobustnessRecord
 from .run import Run
 from .scoring import (
@@ -61,6 +62,7 @@ class Robustness:
     detection_queries_note: str  # which queries the detection tables count
 
 
+@memoised
 def run(run: Run) -> Robustness:
     """Table 1 and the detection tables of every configuration; writes the files listed above."""
     table1, record = table1_stage(run)

@@ -42,6 +42,9 @@ class StageRecord(BaseModel):
 
     stage: ClassVar[str]
     notebook: ClassVar[str]
+    # fields about how this run went (wall-clock, what came from the cache), not its results:
+    # no input of a later stage's memoised results (:mod:`.memo`)
+    run_only: ClassVar[tuple[str, ...]] = ()
 
 
 Record = TypeVar("Record", bound=StageRecord)
@@ -114,13 +117,22 @@ class Run:
         """Keep ``entry`` under ``stages.<its stage>`` in ``run.json`` (atomically), with the
         params, versions and CPU of this machine, and under ``figures.<its notebook>`` the
         figures this Run saved for that notebook (the images its page must show)."""
-        path = self.path("run.json")
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        data.setdefault("stages", {})[entry.stage] = entry.model_dump(mode="json")
         shown = self._figures.setdefault(entry.notebook, [])
         shown += [name for name in self._unrecorded if name not in shown]
         self._unrecorded.clear()
-        data.setdefault("figures", {})[entry.notebook] = sorted(shown)
+        self.put_records(
+            {entry.stage: entry.model_dump(mode="json")}, {entry.notebook: sorted(shown)}
+        )
+
+    def put_records(self, records: dict[str, dict], figures: dict[str, list[str]]) -> None:
+        """Put stage ``records`` (by stage) and ``figures`` (by notebook) into ``run.json``, as
+        :meth:`record` does (a memoised stage's, restored by :mod:`.memo`)."""
+        for notebook, names in figures.items():
+            self._figures[notebook] = list(names)
+        path = self.path("run.json")
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data.setdefault("stages", {}).update(records)
+        data.setdefault("figures", {}).update(figures)
         data |= {
             "params": self.params.model_dump(),
             "params_file": portable(self.params_file) if self.params_file else "",
