@@ -16,6 +16,8 @@ ISA_FLAGS = (
     "avx512bw",
     "avx512_vnni",
     "avx_vnni",
+    "avx_vnni_int8",
+    "amx_tile",
     "amx_int8",
 )
 

@@ -217,6 +217,11 @@ class PartialCopyParams(_Strict):
         return self.single + self.double + self.negative > 0
 
 
+# where runs and caches live, how many workers run them, whether stages are memoised: none
+# shapes a number (the memo's key and check-reproducible leave them out)
+NOT_RESULTS = ("run_name", "cache_dir", "output_dir", "cluster", "memo")
+
+
 class StudyParams(_Strict):
     run_name: str = "default"
     corpus: CorpusParams = CorpusParams()

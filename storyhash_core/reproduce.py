@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from .errors import StoryHashError
-from .params import PROJECT_ROOT, load_params
+from .params import NOT_RESULTS, PROJECT_ROOT, load_params
 from .stages.records import ExtractRecord
 from .stages.run import Run
 
@@ -214,7 +214,7 @@ def check_params(params_file: Path, committed: Path) -> None:
     record = committed / "run.json"
     if not record.is_file():
         return
-    ignore = {"output_dir", "cache_dir", "cluster", "memo"}
+    ignore = set(NOT_RESULTS) - {"run_name"}  # the committed run's name is the rerun's
     ours = {k: v for k, v in load_params(params_file).model_dump().items() if k not in ignore}
     theirs = {
         k: v for k, v in json.loads(record.read_text()).get("params", {}).items() if k not in ignore

@@ -15,6 +15,8 @@ from storyhash_core.stages import memo
 from storyhash_core.stages.memo import memoised
 from storyhash_core.stages.run import Run, StageRecord
 
+from .conftest import index_frames, write_video
+
 
 class ToyRecord(StageRecord):
     stage: ClassVar[str] = "toy"
@@ -32,7 +34,7 @@ class Toy:
 calls: list[str] = []
 
 
-@memoised
+@memoised("98_toy")
 def toy(run: Run) -> Toy:
     """Reads ``tables/earlier.csv`` (an earlier stage's), writes a table and a "figure",
     deletes ``tables/stale.csv``, records its total."""
@@ -51,6 +53,9 @@ def toy(run: Run) -> Toy:
 def make_run(tmp_path):
     paper = tmp_path / "paper.json"
     paper.write_text("{}")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_video(corpus / "a.mp4", index_frames(4, 32, 48), fps=4)
 
     def make(name: str, x=(1, 2, 3), **updates) -> Run:
         params = StudyParams(
@@ -58,6 +63,7 @@ def make_run(tmp_path):
             output_dir=str(tmp_path / "out"),
             run_name=name,
             paper_results=str(paper),
+            corpus={"kind": "directory", "path": str(corpus)},
             **updates,
         )
         run = Run(params, tmp_path / "out" / name)
@@ -95,12 +101,18 @@ def test_a_rerun_restores_files_record_and_result_without_running(make_run):
     assert not second_run.path("tables", "stale.csv").exists()  # the deletion is replayed too
 
 
-def test_a_changed_input_or_params_field_runs_the_stage_again(make_run):
+def test_a_changed_input_or_params_field_runs_the_stage_again(make_run, tmp_path):
     toy(make_run("a"))
     toy(make_run("b", x=(1, 2, 4)))  # an earlier stage's table changed
     toy(make_run("c", evaluation={"k": 5}))  # a params field that shapes numbers
     toy(make_run("d", cluster={"n_workers": 1}))  # how it runs: not in the key
-    assert calls == ["a", "b", "c"]
+    (tmp_path / "paper.json").write_text('{"table1": {}}')
+    toy(make_run("e"))  # the paper's results changed
+    write_video(tmp_path / "corpus" / "a.mp4", index_frames(5, 32, 48), fps=4)
+    toy(make_run("f"))  # a corpus video changed (stages after 01 read some)
+    assert calls == ["a", "b", "c", "e", "f"]
+    data = json.loads((tmp_path / "out" / "d" / "run.json").read_text())
+    assert data["memo"] == {"98_toy": "restored"}
 
 
 def test_another_stage_record_is_an_input_but_not_its_run_only_fields(make_run):
@@ -113,7 +125,7 @@ def test_another_stage_record_is_an_input_but_not_its_run_only_fields(make_run):
 
 
 def test_a_result_that_does_not_pickle_is_returned_and_not_stored(make_run, capsys):
-    @memoised
+    @memoised("98_toy")
     def unpicklable(run: Run):
         calls.append(run.dir.name)
         return lambda: None
@@ -130,7 +142,7 @@ def test_memo_false_runs_the_stage_every_time(make_run):
     assert calls == ["a", "b"]
 
 
-@memoised
+@memoised("99_later")
 def later(run: Run) -> None:
     """A stage after ``toy``: writes a table ``toy`` never reads."""
     calls.append(f"later:{run.dir.name}")
@@ -140,7 +152,7 @@ def later(run: Run) -> None:
 def test_a_rerun_into_the_same_folder_restores(make_run, monkeypatch):
     """The stage's own files and those of the stages after it are found in the folder, and
     are not inputs of it."""
-    monkeypatch.setattr(memo, "SEQUENCE", ["test_memo.toy", "test_memo.later"])
+    monkeypatch.setattr(memo, "NOTEBOOKS", ("98_toy", "99_later"))
     run = make_run("a")
     for _ in range(2):
         toy(run)

@@ -69,7 +69,7 @@ def conv_bound(w: np.ndarray, w_zero: np.ndarray, x_zero: int, bias: np.ndarray 
 
 
 def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.ModelProto:
-    """The float rewrite of ``model`` (see the module docstring), with one output ``output``."""
+    """The exact rewrite of ``model`` (see the module docstring), with one output ``output``."""
     graph = model.graph
     if output not in {o.name for o in graph.output}:
         raise ExactGraphError(f"the model has no output {output!r} (is it the storyhash embedder?)")
@@ -85,8 +85,13 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
     nodes, consts = [], {}
 
     def const(name: str, value, dtype=np.float32) -> str:
+        """A new initializer ``name`` holding ``value`` as ``dtype``."""
         consts[name] = numpy_helper.from_array(np.asarray(value, dtype), name)
         return name
+
+    def keep(name: str) -> str:
+        """The model's initializer ``name``, as it is (its dtype included)."""
+        return const(name, init[name], init[name].dtype)
 
     def scalar(name: str) -> float:
         return init[name].reshape(()).item() if init[name].size == 1 else init[name]
@@ -137,7 +142,7 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
         op, ins, out = node.op_type, list(node.input), node.output[0]
         if op not in SUPPORTED or node.domain not in DOMAINS:
             raise ExactGraphError(
-                f"operator {node.domain or 'ai.onnx'}.{op} ({node.name or out}) has no exact float"
+                f"operator {node.domain or 'ai.onnx'}.{op} ({node.name or out}) has no exact"
                 " rewrite (the rewrite covers a QOperator model with uint8 activations)"
             )
         if any(init[ins[k]].dtype != np.uint8 for k in ACTIVATION_ZEROS.get(op, ())):
@@ -155,6 +160,10 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
                 p, f"{p}/div", f32(1.0), int(scalar(ins[2])), out
             )  # onnxruntime divides by the scale
         elif op == "QLinearConv":
+            if any(a.name == "channels_last" and a.i for a in node.attribute):
+                raise ExactGraphError(
+                    f"QLinearConv {node.name or out}: channels_last is not handled"
+                )
             x, x_scale, x_zero, w, w_scale, w_zero = ins[:6]
             bias = init[ins[8]] if len(ins) > 8 else None
             bound = conv_bound(init[w], init[w_zero].reshape(-1), int(scalar(x_zero)), bias)
@@ -170,12 +179,14 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
                     f"QLinearConv {node.name or out}: weights minus their zero point span"
                     f" [{weights.min()}, {weights.max()}], beyond int8 (no u8×u8 form)"
                 )
-            for name in [x_scale, x_zero, w_scale, *ins[6:]]:  # as they are, dtype included
-                consts[name] = numpy_helper.from_array(init[name], name)
-            u8_weights = [const(f"{p}/w", weights + 128, np.uint8), w_scale]
+            u8_weights = [const(f"{p}/w", weights + 128, np.uint8), keep(w_scale)]
             u8_weights.append(const(f"{p}/w_zero", np.full(len(wz), 128), np.uint8))
             conv = helper.make_node(
-                "QLinearConv", [x, x_scale, x_zero, *u8_weights, *ins[6:]], [out], name=f"{p}/conv"
+                "QLinearConv",
+                [x, keep(x_scale), keep(x_zero), *u8_weights, *map(keep, ins[6:])],
+                [out],
+                name=f"{p}/conv",
+                domain=node.domain,
             )
             conv.attribute.extend(node.attribute)
             nodes.append(conv)
@@ -216,9 +227,7 @@ def exact_graph(model: onnx.ModelProto, output: str = "embedding") -> onnx.Model
             )
             nodes.append(helper.make_node("Shape", [x], [f"{p}/shape"]))
             nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/hw_axes"], [f"{p}/hw"]))
-            consts[f"{p}/hw_axes"] = numpy_helper.from_array(
-                np.array([2, 3], np.int64), f"{p}/hw_axes"
-            )
+            const(f"{p}/hw_axes", [2, 3], np.int64)
             nodes.append(helper.make_node("ReduceProd", [f"{p}/hw"], [f"{p}/n_int"], keepdims=1))
             nodes.append(
                 helper.make_node("Cast", [f"{p}/n_int"], [f"{p}/n"], to=onnx.TensorProto.FLOAT)

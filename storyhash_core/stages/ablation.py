@@ -121,7 +121,7 @@ class Study(NamedTuple):
     curve: pd.DataFrame  # held-out measures per kind and action weight
 
 
-@memoised
+@memoised("05_ablation")
 def run(run: Run) -> Ablation:
     """The ablation table and figure, the confidence discussion and the fusion-weight study."""
     table1 = run.table("table1")

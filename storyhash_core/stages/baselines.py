@@ -106,7 +106,7 @@ class Baselines:
     queries_note: str  # which queries the detection tables count
 
 
-@memoised
+@memoised("08_baselines_mitigation")
 def run(run: Run) -> Baselines:
     """The baselines beside the configurations, flip mitigation and rotation mitigation."""
     with run.client() as client:

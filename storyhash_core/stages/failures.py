@@ -42,7 +42,7 @@ class Failures:
     hard_discussion: str
 
 
-@memoised
+@memoised("06_failure_analysis")
 def run(run: Run) -> Failures:
     """The failures table, one sheet per transform, and where the misses fall."""
     rows = with_suite(run.table("robustness_per_query"))

@@ -46,7 +46,7 @@ class Figures:
     rotation_tests: pd.DataFrame
 
 
-@memoised
+@memoised("07_figures")
 def run(run: Run) -> Figures:
     """The flip table, figure and tests, and the rotation sweep with its figure and tests."""
     table1 = run.table("table1")

@@ -35,7 +35,7 @@ class Blocks:
     scaler: MinMax | None
 
 
-@memoised
+@memoised("02_fuse")
 def run(run: Run) -> FuseRecord:
     """Blocks of every usable reference and query; writes the files listed above."""
     files = run.table("files", "artifacts")

@@ -79,7 +79,7 @@ class HardSuite:
     queries_note: str
 
 
-@memoised
+@memoised("09_hard_suite")
 def run(run: Run) -> HardSuite:
     """Every method on the hard suite; writes the files listed above."""
     if not run.load(ExtractRecord).hard_edits:

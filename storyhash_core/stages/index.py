@@ -16,7 +16,7 @@ from .records import ExtractRecord, IndexEntry, IndexRecord
 from .run import Run, Stopwatch
 
 
-@memoised
+@memoised("03_index")
 def run(run: Run) -> pd.DataFrame:
     """Build and save every configuration's index; return ``tables/indexes`` (build seconds
     are wall-clock, so they are in ``run.json`` only)."""

@@ -3,25 +3,30 @@ with the same code, libraries, CPU, params and inputs restores them instead of r
 
 A stage function decorated with :func:`memoised` is looked up under a key of
 
-- the stage, this package's source files, every installed distribution's version and the CPU
-  (model and instruction sets);
+- its notebook, this package's files, Python's and every installed distribution's version and
+  the CPU (model and instruction sets);
 - the params, except where runs and caches live, how many workers run them and ``memo``
-  itself (:data:`NOT_IN_KEY`), and the bytes of the files they name outside the run folder (the
-  paper's results, the backbone's weights);
+  itself (:data:`~storyhash_core.params.NOT_RESULTS`); the bytes of every corpus video, of the
+  backbone's weights (as notebook 01 resolved them) and of the paper's results;
 - the run folder's inputs: every file in it (``notebooks/`` and ``logs/`` aside) and the
   stages' records (without their ``run_only`` fields: wall-clock seconds, what came from the
-  cache) and figure lists in ``run.json``, except what the stage itself and the stages after
-  it in the notebook sequence wrote when they last ran (a rerun into the same folder finds
-  those there; no stage reads them).
+  cache) and figure lists in ``run.json``, except what the stage itself and the notebooks
+  after it wrote when they last ran (a rerun into the same folder finds those there; no stage
+  reads a later one's).
 
 Everything else a stage reads comes from the content-keyed cache, whose keys follow from
-those inputs (notebook 01, which reads the corpus itself, is not memoised). On a miss the
-stage runs; the files it wrote (new or replaced: every write is an ``os.replace``), the
-``run.json`` entries it changed and its return value are stored as one zip entry. On a hit
-they are put back (paths inside the return value follow the run folder) and the stage is not
-run. ``memo: false`` in the params turns this off (``storyhash check-reproducible`` does, so
-that it recomputes every stage). An entry that cannot be stored (a return value that does not
-pickle) is skipped with a note; the stage's results are returned either way.
+those inputs (notebook 01, which makes the corpus's features, is not memoised). On a miss the
+stage runs; the files it wrote (new or replaced: every write is an ``os.replace``) and
+deleted, the records it put in ``run.json`` and its return value are stored as one zip entry
+(and those outputs in the stage's index: never inputs of it).
+On a hit they are put back (paths inside the return value follow the run folder) and the
+stage is not run. ``run.json`` says which notebooks were restored (``memo``).
+
+The return value is pickled, so the memo trusts the cache as it trusts the code: it is used
+with a local cache folder only (a cache at a URL, which others write, runs every stage).
+``memo: false`` in the params turns it off (``storyhash check-reproducible`` does, so that it
+recomputes every stage). An entry that cannot be stored or read is noted and skipped: the
+stage runs, and its results are returned either way.
 """
 
 from __future__ import annotations
@@ -31,69 +36,78 @@ import hashlib
 import io
 import json
 import pickle
+import sys
 import zipfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..cache import atomic_path, spec_key
+from pydantic import ValidationError
+
+from ..backbones import weights_id
+from ..cache import atomic_path, file_digest, spec_key
+from ..errors import StoryHashError
 from ..machine import cpu
-from ..params import resolve_path
+from ..params import NOT_RESULTS, resolve_path
 from ..progress import note
+from ..runner import NOTEBOOKS
+from .inputs import extracted_backbone, load_corpus
 from .records import RUN_ONLY
 from .run import Run
 
-MEMO_VERSION = 1
-NOT_IN_KEY = ("run_name", "cache_dir", "output_dir", "cluster", "memo")
+MEMO_VERSION = 2
 NOT_INPUTS = ("notebooks", "logs")
-SEQUENCE = [  # the memoised stages in notebook order: each reads only earlier ones' outputs
-    f"{module}.run"
-    for module in (
-        "fuse",
-        "index",
-        "robustness",
-        "ablation",
-        "failures",
-        "figures",
-        "baselines",
-        "hard_suite",
-        "partial_copies",
-    )
-]
 PACKAGE = Path(__file__).resolve().parents[1]
+UNREADABLE = (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError, ValueError)
 
 Result = TypeVar("Result")
 
 
 @functools.cache
+def _distributions() -> list[tuple[str, str]]:
+    """Every installed distribution and its version (read once per process)."""
+    return sorted({(d.metadata["Name"] or "", d.version) for d in metadata.distributions()})
+
+
 def environment() -> str:
-    """A digest of this package's files, every installed distribution's version and the CPU."""
+    """A digest of this package's files (read on every call: a live kernel's edits count),
+    Python's and every distribution's version, and the CPU."""
     h = hashlib.sha256()
     for path in sorted(p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix != ".pyc"):
         h.update(path.relative_to(PACKAGE).as_posix().encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
-    dists = sorted({(d.metadata["Name"] or "", d.version) for d in metadata.distributions()})
-    h.update(json.dumps([dists, cpu()]).encode())
+    h.update(json.dumps([sys.version, _distributions(), cpu()]).encode())
     return h.hexdigest()
 
 
-def stage_key(run: Run, stage: str) -> str:
-    """The key of ``stage`` on ``run`` before its run-folder inputs are known."""
-    params = run.params.model_dump(mode="json", exclude=set(NOT_IN_KEY))
-    named = [run.params.paper_results, run.params.backbone.weights]
-    files = [resolve_path(p) for p in named if p]
-    digests = [run.cache.digest(p) if p.is_file() else "" for p in files]
-    return spec_key(memo=MEMO_VERSION, stage=stage, env=environment(), params=params, files=digests)
+def _weights(run: Run) -> str:
+    """The weights notebook 01 extracted with ("" without its record: the stage will say so)."""
+    try:
+        return weights_id(extracted_backbone(run))
+    except (StoryHashError, ValidationError):
+        return ""
+
+
+def stage_key(run: Run, notebook: str) -> str:
+    """The key of ``notebook``'s stage on ``run`` before its run-folder inputs are known."""
+    paper = resolve_path(run.params.paper_results)
+    return spec_key(
+        memo=MEMO_VERSION,
+        notebook=notebook,
+        env=environment(),
+        params=run.params.model_dump(mode="json", exclude=set(NOT_RESULTS)),
+        corpus=[run.cache.digest(v.path) for v in load_corpus(run.params, run.cache)],
+        weights=_weights(run),
+        paper=file_digest(paper) if paper.is_file() else "",
+    )
 
 
 def _files(run: Run) -> dict[str, tuple[int, int, int]]:
     """Every file of the run folder but ``run.json`` and :data:`NOT_INPUTS`, by relative path,
     with what changes when it is written (size, modification time, inode)."""
-    if not run.dir.is_dir():
-        return {}
     out = {}
-    for path in run.dir.rglob("*"):
+    for path in run.dir.rglob("*") if run.dir.is_dir() else ():
         rel = path.relative_to(run.dir).as_posix()
         if path.is_file() and rel != "run.json" and rel.split("/")[0] not in NOT_INPUTS:
             s = path.stat()
@@ -106,17 +120,19 @@ def _run_json(run: Run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _file_digests(run: Run) -> dict[str, bytes]:
-    return {rel: hashlib.sha256(run.path(rel).read_bytes()).digest() for rel in _files(run)}
+def _snapshot(run: Run) -> tuple[dict[str, str], dict]:
+    """The run folder as a stage finds it: each file's digest by relative path (but
+    ``run.json`` and :data:`NOT_INPUTS`), and ``run.json``."""
+    return {rel: file_digest(run.path(rel)) for rel in _files(run)}, _run_json(run)
 
 
-def _entry_key(key: str, files: dict[str, bytes], data: dict, outputs: set[str]) -> str:
-    """The entry's key: ``key`` and the run folder's inputs (``files``: digests by relative
-    path; ``data``: ``run.json``), without the stage's own ``outputs``."""
+def _entry_key(key: str, snapshot: tuple[dict[str, str], dict], outputs: set[str]) -> str:
+    """The entry's key: ``key`` and the inputs in ``snapshot`` (every file and ``run.json``
+    entry but ``outputs``, records without their ``run_only`` fields)."""
+    files, data = snapshot
     h = hashlib.sha256(key.encode())
     for rel in sorted(set(files) - outputs):
-        h.update(rel.encode())
-        h.update(files[rel])
+        h.update(f"{rel}\0{files[rel]}\0".encode())
     records, figures = (
         {k: v for k, v in data.get(part, {}).items() if f"run.json:{part}.{k}" not in outputs}
         for part in ("stages", "figures")
@@ -127,6 +143,24 @@ def _entry_key(key: str, files: dict[str, bytes], data: dict, outputs: set[str])
     }
     h.update(json.dumps([results, figures], sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def _index(run: Run, key: str) -> Path:
+    """Where the outputs of the stage with ``key`` are listed: every file it wrote or deleted
+    and every ``run.json`` entry it put, whenever it ran (a stage reads none of its own)."""
+    return run.cache.path("memo", key, ".json")
+
+
+def _outputs(run: Run, key: str) -> set[str] | None:
+    index = _index(run, key)
+    return set(json.loads(index.read_text())) if index.is_file() else None
+
+
+def _later_outputs(run: Run, notebook: str) -> set[str]:
+    """What the notebooks after ``notebook`` wrote when last computed: never an input of it,
+    though a rerun into the same folder finds them there."""
+    later = NOTEBOOKS[NOTEBOOKS.index(notebook) + 1 :] if notebook in NOTEBOOKS else ()
+    return set().union(*(_outputs(run, stage_key(run, n)) or set() for n in later))
 
 
 class _Pickler(pickle.Pickler):
@@ -158,84 +192,76 @@ def _store(run: Run, entry: Path, result: Any, changes: dict) -> bool:
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, run).dump(result)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        with atomic_path(entry) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+            z.writestr("changes.json", json.dumps(changes, default=str))
+            z.writestr("result.pkl", buffer.getvalue())
+            for rel in changes["written"]:
+                z.write(run.path(rel), f"files/{rel}")
+    except (pickle.PicklingError, TypeError, AttributeError, OSError) as exc:
         note(f"not memoised ({type(exc).__name__}: {exc})")
         return False
-    with atomic_path(entry) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("changes.json", json.dumps(changes, default=str))
-        z.writestr("result.pkl", buffer.getvalue())
-        for rel in changes["written"]:
-            z.write(run.path(rel), f"files/{rel}")
-    run.cache.publish(entry)
     return True
 
 
+def _inside(run: Run, rel: str) -> Path:
+    path = run.path(rel)
+    if not path.resolve().is_relative_to(run.dir.resolve()):
+        raise ValueError(f"memo entry names {rel}, outside the run folder")
+    return path
+
+
 def _restore(run: Run, entry: Path) -> Any:
-    """Put the stored files and ``run.json`` changes back into ``run``; the stored result."""
+    """Put the stored files, deletions and ``run.json`` records back into ``run``; return the
+    stored result."""
     with zipfile.ZipFile(entry) as z:
-        for name in z.namelist():
-            if name.startswith("files/"):
-                with atomic_path(run.path(name.removeprefix("files/"))) as tmp:
-                    tmp.write_bytes(z.read(name))
         changes = json.loads(z.read("changes.json"))
-        for rel in changes["deleted"]:
-            run.path(rel).unlink(missing_ok=True)
-        run.put_records(changes["stages"], changes["figures"])
-        return _Unpickler(io.BytesIO(z.read("result.pkl")), run).load()
+        result = _Unpickler(io.BytesIO(z.read("result.pkl")), run).load()
+        for rel in changes["written"]:
+            with atomic_path(_inside(run, rel)) as tmp, z.open(f"files/{rel}") as member:
+                tmp.write_bytes(member.read())
+    for rel in changes["deleted"]:
+        _inside(run, rel).unlink(missing_ok=True)
+    run.put_records(changes["stages"], changes["figures"])
+    return result
 
 
-def _index(run: Run, key: str) -> Path:
-    """Where the outputs of the stage with ``key``, as last computed, are listed."""
-    return run.cache.path("memo", key, ".json")
+def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run], Result]]:
+    """``stage(run)`` for the stage of ``notebook``, or its stored results when nothing it is
+    computed from has changed."""
 
+    def decorate(stage: Callable[[Run], Result]) -> Callable[[Run], Result]:
+        @functools.wraps(stage)
+        def wrapper(run: Run) -> Result:
+            if not run.params.memo or run.cache.fs is not None:
+                return stage(run)
+            key, snapshot = stage_key(run, notebook), _snapshot(run)
+            later, outputs = _later_outputs(run, notebook), _outputs(run, key)
+            if outputs is not None:
+                entry = run.cache.path("memo", _entry_key(key, snapshot, outputs | later), ".zip")
+                if entry.is_file():
+                    try:
+                        result = _restore(run, entry)
+                    except UNREADABLE as exc:
+                        note(f"{notebook}: memo entry {entry.name} unreadable ({exc}): rerunning")
+                    else:
+                        run.put_memo(notebook, "restored")
+                        note(f"{notebook}: restored from the cache (nothing it reads changed)")
+                        return result
+            stats = _files(run)
+            with run.recording() as put:
+                result = stage(run)
+            now = _files(run)
+            written = sorted(rel for rel, stat in now.items() if stats.get(rel) != stat)
+            changes = {"written": written, "deleted": sorted(set(stats) - set(now)), **put}
+            records = {f"run.json:{part}.{k}" for part, kv in put.items() for k in kv}
+            known = (outputs or set()) | {*written, *changes["deleted"], *records}
+            entry = run.cache.path("memo", _entry_key(key, snapshot, known | later), ".zip")
+            if _store(run, entry, result, changes) and known != outputs:
+                with atomic_path(_index(run, key)) as tmp:
+                    tmp.write_text(json.dumps(sorted(known)))
+            run.put_memo(notebook, "computed")
+            return result
 
-def _outputs(run: Run, key: str) -> set[str] | None:
-    index = _index(run, key)
-    if not run.cache.exists(index):
-        return None
-    return set(json.loads(run.cache.fetch(run.cache.entry(index)).read_text()))
+        return wrapper
 
-
-def _later_outputs(run: Run, name: str) -> set[str]:
-    """What the stages after ``name`` in :data:`SEQUENCE` wrote when last computed: never an
-    input of it, though a rerun into the same folder finds them there."""
-    later = SEQUENCE[SEQUENCE.index(name) + 1 :] if name in SEQUENCE else []
-    return set().union(*(_outputs(run, stage_key(run, n)) or set() for n in later))
-
-
-def memoised(stage: Callable[[Run], Result]) -> Callable[[Run], Result]:
-    """``stage(run)``, or its stored results when nothing it is computed from has changed."""
-    name = f"{stage.__module__.rsplit('.', 1)[-1]}.{stage.__name__}"
-
-    @functools.wraps(stage)
-    def wrapper(run: Run) -> Result:
-        if not run.params.memo:
-            return stage(run)
-        key = stage_key(run, name)
-        later = _later_outputs(run, name)
-        outputs = _outputs(run, key)
-        if outputs is not None:
-            found = _entry_key(key, _file_digests(run), _run_json(run), outputs | later)
-            entry = run.cache.path("memo", found, ".zip")
-            if run.cache.exists(entry):
-                note(f"{name}: restored from the cache (nothing it reads changed)")
-                return _restore(run, run.cache.fetch(run.cache.entry(entry)))
-        stats, digests, before = _files(run), _file_digests(run), _run_json(run)
-        result = stage(run)
-        now, after = _files(run), _run_json(run)
-        changes = {
-            part: {k: v for k, v in after.get(part, {}).items() if before.get(part, {}).get(k) != v}
-            for part in ("stages", "figures")
-        }
-        changes["written"] = sorted(rel for rel, stat in now.items() if stats.get(rel) != stat)
-        changes["deleted"] = sorted(set(stats) - set(now))
-        outputs = {*changes["written"], *changes["deleted"]}
-        outputs |= {f"run.json:{part}.{k}" for part in ("stages", "figures") for k in changes[part]}
-        entry = run.cache.path("memo", _entry_key(key, digests, before, outputs | later), ".zip")
-        if _store(run, entry, result, changes):
-            with atomic_path(_index(run, key)) as tmp:
-                tmp.write_text(json.dumps(sorted(outputs)))
-            run.cache.publish(_index(run, key))
-        return result
-
-    return wrapper
+    return decorate

@@ -103,7 +103,7 @@ def edit_of(name: str):
     return resolve([name])[0]
 
 
-@memoised
+@memoised("10_partial_copies")
 def run(run: Run) -> PartialCopies | None:
     """Make, extract and match the partial-copy queries; None when the params ask for none."""
     settings = run.params.partial_copies

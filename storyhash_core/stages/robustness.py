@@ -62,7 +62,7 @@ class Robustness:
     detection_queries_note: str  # which queries the detection tables count
 
 
-@memoised
+@memoised("04_robustness")
 def run(run: Run) -> Robustness:
     """Table 1 and the detection tables of every configuration; writes the files listed above."""
     table1, record = table1_stage(run)
@@ -169,8 +169,8 @@ def store_thresholds(run: Run, setup, matrices: dict[str, np.ndarray]) -> None:
     share of queries without a match, or whose best hit is wrong, called a copy."""
     held = (~setup.truth.any(axis=1)).sum()
     where = (
-        f"the best hit of each of the {len(setup.truth)} queries of the detection gallery of"
-        f" {run.where} ({held} without a match) among {len(setup.gallery)} references"
+        f"the best hit of each of the {len(setup.truth)} queries of this run's detection"
+        f" gallery ({held} without a match) among {len(setup.gallery)} references"
     )
     for configuration, sims in matrices.items():
         folder = run.path("indexes", configuration)

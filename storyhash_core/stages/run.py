@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
@@ -60,6 +62,7 @@ class Run:
     # figures saved since the last record, and per notebook those this Run saved
     _unrecorded: list[str] = field(default_factory=list, repr=False)
     _figures: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _recorded: dict[str, dict] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, params_file: str | Path, run_dir: str | Path | None = None) -> Run:
@@ -129,10 +132,31 @@ class Run:
         :meth:`record` does (a memoised stage's, restored by :mod:`.memo`)."""
         for notebook, names in figures.items():
             self._figures[notebook] = list(names)
+        if self._recorded is not None:
+            self._recorded["stages"].update(records)
+            self._recorded["figures"].update(figures)
+        self._update_json(stages=records, figures=figures)
+
+    @contextmanager
+    def recording(self) -> Iterator[dict[str, dict]]:
+        """What :meth:`put_records` puts while the block runs (``stages``, ``figures``)."""
+        self._recorded = put = {"stages": {}, "figures": {}}
+        try:
+            yield put
+        finally:
+            self._recorded = None
+
+    def put_memo(self, notebook: str, how: str) -> None:
+        """Whether ``notebook``'s stage was ``computed`` or ``restored`` (:mod:`.memo`)."""
+        self._update_json(memo={notebook: how})
+
+    def _update_json(self, **parts: dict) -> None:
+        """Merge ``parts`` into ``run.json`` (atomically), with this machine's params,
+        versions and CPU."""
         path = self.path("run.json")
         data = json.loads(path.read_text()) if path.is_file() else {}
-        data.setdefault("stages", {}).update(records)
-        data.setdefault("figures", {}).update(figures)
+        for part, entries in parts.items():
+            data.setdefault(part, {}).update(entries)
         data |= {
             "params": self.params.model_dump(),
             "params_file": portable(self.params_file) if self.params_file else "",
