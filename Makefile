@@ -36,7 +36,7 @@ test: $(STAMP)  ## lint and format check (ruff), then the test suite
 check-reproducible: $(STAMP)  ## rerun RUN (default outputs/real) from PARAMS and compare every table
 	$(BIN)/storyhash check-reproducible --params $(if $(filter command line,$(origin PARAMS)),$(PARAMS),params/real.yaml) --run $(RUN)
 
-bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED; about 1 h 10 min, 45 of them the whole study cold)
+bench: $(STAMP)  ## run the benchmarks in bench/ (needs ../shared or STORYHASH_SHARED; about 1 h, 30 min of it the whole study cold and twice warm)
 	$(BIN)/python bench/transforms.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/scale.py
