@@ -89,18 +89,23 @@ def _weights(run: Run) -> str:
         return ""
 
 
-def stage_key(run: Run, notebook: str) -> str:
-    """The key of ``notebook``'s stage on ``run`` before its run-folder inputs are known."""
+def run_key(run: Run) -> str:
+    """What every stage's key of ``run`` holds before its notebook and run-folder inputs: the
+    environment, the params and the bytes of the files they name."""
     paper = resolve_path(run.params.paper_results)
     return spec_key(
         memo=MEMO_VERSION,
-        notebook=notebook,
         env=environment(),
         params=run.params.model_dump(mode="json", exclude=set(NOT_RESULTS)),
         corpus=[run.cache.digest(v.path) for v in load_corpus(run.params, run.cache)],
         weights=_weights(run),
         paper=file_digest(paper) if paper.is_file() else "",
     )
+
+
+def stage_key(base: str, notebook: str) -> str:
+    """The key of ``notebook``'s stage on a run whose :func:`run_key` is ``base``."""
+    return spec_key(run=base, notebook=notebook)
 
 
 def _files(run: Run) -> dict[str, tuple[int, int, int]]:
@@ -115,15 +120,10 @@ def _files(run: Run) -> dict[str, tuple[int, int, int]]:
     return out
 
 
-def _run_json(run: Run) -> dict:
-    path = run.path("run.json")
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _snapshot(run: Run) -> tuple[dict[str, str], dict]:
-    """The run folder as a stage finds it: each file's digest by relative path (but
-    ``run.json`` and :data:`NOT_INPUTS`), and ``run.json``."""
-    return {rel: file_digest(run.path(rel)) for rel in _files(run)}, _run_json(run)
+def _snapshot(run: Run, files: dict[str, tuple[int, int, int]]) -> tuple[dict[str, str], dict]:
+    """The run folder as a stage finds it: the digest of each of its ``files`` (as
+    :func:`_files` lists them), and ``run.json``."""
+    return {rel: file_digest(run.path(rel)) for rel in files}, run.read_json()
 
 
 def _entry_key(key: str, snapshot: tuple[dict[str, str], dict], outputs: set[str]) -> str:
@@ -156,11 +156,12 @@ def _outputs(run: Run, key: str) -> set[str] | None:
     return set(json.loads(index.read_text())) if index.is_file() else None
 
 
-def _later_outputs(run: Run, notebook: str) -> set[str]:
-    """What the notebooks after ``notebook`` wrote when last computed: never an input of it,
-    though a rerun into the same folder finds them there."""
+def _later_outputs(run: Run, base: str, notebook: str) -> set[str]:
+    """What the notebooks after ``notebook`` wrote when last computed on a run whose
+    :func:`run_key` is ``base``: never an input of it, though a rerun into the same folder
+    finds them there."""
     later = NOTEBOOKS[NOTEBOOKS.index(notebook) + 1 :] if notebook in NOTEBOOKS else ()
-    return set().union(*(_outputs(run, stage_key(run, n)) or set() for n in later))
+    return set().union(*(_outputs(run, stage_key(base, n)) or set() for n in later))
 
 
 class _Pickler(pickle.Pickler):
@@ -234,8 +235,9 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
         def wrapper(run: Run) -> Result:
             if not run.params.memo or run.cache.fs is not None:
                 return stage(run)
-            key, snapshot = stage_key(run, notebook), _snapshot(run)
-            later, outputs = _later_outputs(run, notebook), _outputs(run, key)
+            base, stats = run_key(run), _files(run)
+            key, snapshot = stage_key(base, notebook), _snapshot(run, stats)
+            later, outputs = _later_outputs(run, base, notebook), _outputs(run, key)
             if outputs is not None:
                 entry = run.cache.path("memo", _entry_key(key, snapshot, outputs | later), ".zip")
                 if entry.is_file():
@@ -247,7 +249,6 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
                         run.put_memo(notebook, "restored")
                         note(f"{notebook}: restored from the cache (nothing it reads changed)")
                         return result
-            stats = _files(run)
             with run.recording() as put:
                 result = stage(run)
             now = _files(run)

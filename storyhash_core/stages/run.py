@@ -153,8 +153,7 @@ class Run:
     def _update_json(self, **parts: dict) -> None:
         """Merge ``parts`` into ``run.json`` (atomically), with this machine's params,
         versions and CPU."""
-        path = self.path("run.json")
-        data = json.loads(path.read_text()) if path.is_file() else {}
+        data = self.read_json()
         for part, entries in parts.items():
             data.setdefault(part, {}).update(entries)
         data |= {
@@ -163,20 +162,21 @@ class Run:
             "versions": versions(),
             "cpu": cpu(),
         }
-        with atomic_path(path) as tmp:
+        with atomic_path(self.path("run.json")) as tmp:
             tmp.write_text(json.dumps(data, indent=2, default=str))
+
+    def read_json(self) -> dict:
+        """``run.json`` as it is ({} before any stage recorded)."""
+        path = self.path("run.json")
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def load(self, kind: type[Record]) -> Record:
         """The record a stage left, or an error naming the notebook that writes it."""
-        path = self.path("run.json")
-        entry = (
-            json.loads(path.read_text()).get("stages", {}).get(kind.stage)
-            if path.is_file()
-            else None
-        )
+        entry = self.read_json().get("stages", {}).get(kind.stage)
         if entry is None:
             raise StoryHashError(
-                f"{path} has no {kind.stage} record: run notebooks/{kind.notebook} first"
+                f"{self.path('run.json')} has no {kind.stage} record: run"
+                f" notebooks/{kind.notebook} first"
             )
         return kind.model_validate(entry)
 
