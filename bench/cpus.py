@@ -3,7 +3,9 @@
 For each CPU model (the host, Haswell: AVX2 without VNNI or AVX-512, Nehalem: SSE4.2 only) a
 child process runs under ``qemu-x86_64 -cpu <model>`` and computes, on fixed inputs: the
 MobileNetV2 embeddings through onnxruntime's native int8 kernels and through the exact rewrite
-(against the int64 NumPy reference of ``tests/int8_reference.py``, computed on the host); the
+(against the int64 NumPy reference of ``storyhash_core/backbones/int8_reference.py``,
+computed on the host; the exact path as the study chooses it by its known-answer check, and
+each of its kernel choices, u8×s8 and u8×u8, forced); the
 decoded RGB frames of an H.264 clip and of a JPEG frame folder; the preprocessed model input;
 the flow tracker's tracks; query-by-reference similarities (float32 BLAS, and float64 rounded
 to float32) and an HNSW index's rankings and scores on fixed unit vectors; and the bytes of
@@ -52,9 +54,11 @@ def digest(a) -> str:
 
 def child(work: Path) -> None:
     """Compute every output on this (possibly emulated) CPU into ``work/<cpu>.json``."""
+    import onnx
     import onnxruntime as ort
 
-    from storyhash_core.backbones.mobilenet import exact_session, preprocess
+    from storyhash_core.backbones.exact_int8 import exact_graph
+    from storyhash_core.backbones.mobilenet import KERNELS, exact_session, preprocess
     from storyhash_core.synthetic import write_mp4
     from storyhash_core.tracking import TrackerSpec, load_tracker
     from storyhash_core.video import sample_frames
@@ -63,12 +67,18 @@ def child(work: Path) -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     native = ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"])
+    exact, kernels = exact_session(ONNX)
     out = {
         "native": native.run(["embedding"], {"input": x})[0],
-        "exact": exact_session(ONNX).run(["embedding"], {"input": x})[0],
+        "exact": exact.run(["embedding"], {"input": x})[0],
     }
+    for name, signed in KERNELS.items():  # each kernel choice, whether the check takes it or not
+        graph = exact_graph(onnx.load(str(ONNX)), signed=signed).SerializeToString()
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        out[f"exact_{name}"] = session.run(["embedding"], {"input": x})[0]
     clip, folder = sample_frames(CLIP, 2.0), sample_frames(FOLDER, 2.0, 24.0)
     record = {
+        "exact_kernels": kernels,
         "decode_h264": digest(clip.frames),
         "decode_jpeg": digest(folder.frames),
         "preprocess": digest(np.concatenate([preprocess(clip.frames), preprocess(folder.frames)])),
@@ -153,7 +163,7 @@ def speed(frames: int = 64, rounds: int = 5) -> dict:
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     sessions = {
         "native": ort.InferenceSession(str(ONNX), options, providers=["CPUExecutionProvider"]),
-        "exact": exact_session(ONNX),
+        "exact": exact_session(ONNX)[0],
     }
     x = np.random.default_rng(0).normal(size=(32, 3, 224, 224)).astype(np.float32)
     out = {}
@@ -183,9 +193,9 @@ def main() -> None:
         sys.exit("bench/cpus.py: qemu-x86_64 not found (apt-get install qemu-user)")
     from record import machine, write_record
 
+    from storyhash_core.backbones.int8_reference import Int8Reference, saturating_frames
     from storyhash_core.backbones.mobilenet import preprocess
     from storyhash_core.video import sample_frames
-    from tests.int8_reference import Int8Reference, saturating_frames
 
     bright = np.clip(
         sample_frames(FOLDER, 2.0, 24.0).frames[:2].astype(np.int16) + 102, 0, 255
@@ -211,7 +221,8 @@ def main() -> None:
     table = {}
     for cpu, r in results.items():
         row = {k: v == host[k] for k, v in r["record"].items()}
-        for path in ("native", "exact"):
+        row["exact_kernels"] = r["record"]["exact_kernels"]  # the known-answer check's choice
+        for path in ("native", "exact", "exact_u8s8", "exact_u8u8"):
             row[f"{path}_int8_equals_reference"] = bool(
                 np.array_equal(r["embeddings"][path], reference)
             )

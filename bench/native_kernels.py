@@ -56,7 +56,7 @@ def main() -> None:
     queries = sorted((resolve_path(params.cache_dir) / "queries").rglob("*.mp4"))
     step = max(1, len(queries) // max(1, args.queries))
     videos = refs + [(q, 24.0, [""]) for q in queries[::step][: args.queries]]
-    sessions = {"native": native_session(model), "exact": exact_session(model)}
+    sessions = {"native": native_session(model), "exact": exact_session(model)[0]}
     seconds = dict.fromkeys(sessions, 0.0)
     frames, differing = 0, []
     for i, (path, fps, asked) in enumerate(videos):

@@ -9,9 +9,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from storyhash_core.backbones import BackboneError, BackboneSpec, load_backbone
 from storyhash_core.backbones.exact_int8 import ExactGraphError, conv_bound, exact_graph
-from storyhash_core.backbones.mobilenet import preprocess
-
-from .int8_reference import Int8Reference, pair_saturation, saturating_frames
+from storyhash_core.backbones.int8_reference import Int8Reference, saturating_frames
+from storyhash_core.backbones.mobilenet import exact_session, preprocess
 
 SHARED_ONNX = (
     Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenetv2-imagenet-embed.onnx"
@@ -19,6 +18,18 @@ SHARED_ONNX = (
 needs_model = pytest.mark.skipif(
     not SHARED_ONNX.is_file(), reason="shared/models not beside the checkout"
 )
+
+
+def pair_saturation(x_u8: np.ndarray, w_s8: np.ndarray) -> int:
+    """How many 16-bit pair sums ``x[k]·w[k] + x[k+1]·w[k+1]`` (adjacent input channels of a 1×1
+    convolution, as ``vpmaddubsw`` forms them from raw uint8 activations and int8 weights) fall
+    outside int16 for activations ``x_u8`` (N, C, H, W) and weights ``w_s8`` (M, C, 1, 1)."""
+    x = x_u8.astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, x_u8.shape[1])
+    w = w_s8.astype(np.int64).reshape(len(w_s8), -1)
+    c = x.shape[1] // 2 * 2
+    products = x[:, None, :c] * w[None, :, :c]  # (pixels, M, C)
+    pairs = products[..., 0::2] + products[..., 1::2]
+    return int(((pairs > 32767) | (pairs < -32768)).sum())
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +68,6 @@ def test_graph_optimisations_keep_the_arithmetic(reference):
     run without any optimisation."""
     import onnxruntime as ort
 
-    from storyhash_core.backbones.mobilenet import exact_session
-
     _, env = reference
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -70,8 +79,31 @@ def test_graph_optimisations_keep_the_arithmetic(reference):
     x = preprocess(saturating_frames())
     np.testing.assert_array_equal(plain.run(["embedding"], {"input": x})[0], env["embedding"])
     np.testing.assert_array_equal(
-        exact_session(SHARED_ONNX).run(["embedding"], {"input": x})[0], env["embedding"]
+        exact_session(SHARED_ONNX)[0].run(["embedding"], {"input": x})[0], env["embedding"]
     )
+
+
+@needs_model
+def test_kernels_that_miss_the_known_answer_are_passed_over(monkeypatch):
+    """The session is the first kernel choice whose results equal the int64 reference: with the
+    u8×s8 graph's first convolution weights halved (a stand-in for a CPU whose u8×s8 kernels
+    saturate), the u8×u8 graph is chosen; when no choice matches, loading fails by name."""
+    from storyhash_core.backbones import exact_int8, mobilenet
+
+    def broken_signed(model, output="embedding", signed=False):
+        graph = exact_graph(model, output, signed)
+        if signed:
+            weights = next(t for t in graph.graph.initializer if t.name.endswith("/w"))
+            w = numpy_helper.to_array(weights)
+            weights.CopyFrom(numpy_helper.from_array(w // 2, weights.name))
+        return graph
+
+    monkeypatch.setattr(exact_int8, "exact_graph", broken_signed)
+    session, kernels = mobilenet.exact_session(SHARED_ONNX)
+    assert kernels == "u8u8"
+    monkeypatch.setattr(mobilenet, "KERNELS", {"u8s8": True})
+    with pytest.raises(BackboneError, match=r"\(u8s8\) on this CPU .* miss the known answer"):
+        mobilenet.MobileNetV2Onnx(SHARED_ONNX)
 
 
 def test_conv_bound_is_the_largest_partial_sum():

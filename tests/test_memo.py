@@ -161,3 +161,21 @@ def test_a_rerun_into_the_same_folder_restores(make_run, monkeypatch):
     write_table(pd.DataFrame({"x": [7]}), run.path("tables", "earlier"))
     toy(run)
     assert calls == ["a", "later:a", "a"]
+
+
+def test_a_rerun_after_a_code_change_computes_once_then_restores(make_run, monkeypatch):
+    """The later stages' files left in the folder by the run before the change are not inputs
+    of the earlier stage either, so the first rerun's entries are the second rerun's."""
+    monkeypatch.setattr(memo, "NOTEBOOKS", ("98_toy", "99_later"))
+    run = make_run("a")
+    toy(run)
+    later(run)
+    monkeypatch.setattr(memo, "environment", lambda: "the code changed")
+    for _ in range(2):
+        toy(run)
+        later(run)
+    assert calls == ["a", "later:a", "a", "later:a"]
+    assert json.loads(run.path("run.json").read_text())["memo"] == {
+        "98_toy": "restored",
+        "99_later": "restored",
+    }

@@ -1,9 +1,11 @@
 """MobileNetV2 (ImageNet, int8 ONNX) through onnxruntime: the 1280-D pooled ``embedding`` output.
 
-The int8 graph runs as its exact integer arithmetic (:mod:`.exact_int8`: convolutions through
-onnxruntime's u8×u8 kernels, which no x86 CPU saturates, the rest as float32 operators), not
-through the model's native u8×s8 kernels, whose results depend on the CPU (16-bit overflow
-without VNNI): the embeddings are the same bytes on every x86 CPU."""
+The int8 graph runs as its exact integer arithmetic (:mod:`.exact_int8`: the convolutions
+through onnxruntime's u8×s8 kernels where they give the known answer, i.e. do not saturate
+(VNNI, AMX), else its u8×u8 kernels, which no x86 CPU saturates; the rest as float32
+operators), not as the model's native graph, whose results depend on the CPU (16-bit
+overflow without VNNI, and its own QLinearAdd rounding): the embeddings are the same bytes on
+every x86 CPU."""
 
 from __future__ import annotations
 
@@ -40,21 +42,41 @@ def onnx_weights_id(path: Path) -> str:
     return f"mobilenetv2-onnx:{file_digest(path)}:{ARITHMETIC}"
 
 
+KERNELS = {"u8s8": True, "u8u8": False}  # onnxruntime's int8 convolutions, fastest first:
+# name -> signed weights (exact_graph). u8×s8 is exact where it does not saturate (VNNI, AMX).
+
+
 def exact_session(path: Path, threads: int = 1):
-    """An onnxruntime session of the model at ``path`` rewritten to exact integer arithmetic."""
+    """An onnxruntime session of the model at ``path`` rewritten to exact integer arithmetic,
+    through the fastest of :data:`KERNELS` that gives the known answer on this CPU (the int64
+    reference on :func:`~.int8_reference.saturating_frames`, which overflow 16-bit pair sums);
+    returns the session and the kernels' name. :class:`ExactGraphError` if none does."""
     import onnx
     import onnxruntime as ort
 
-    from .exact_int8 import exact_graph
+    from ..machine import cpu
+    from .exact_int8 import ExactGraphError, exact_graph
+    from .int8_reference import Int8Reference, saturating_frames
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    model = exact_graph(onnx.load(str(path)))
-    return ort.InferenceSession(
-        model.SerializeToString(),
-        options,
-        providers=["CPUExecutionProvider"],
+    model = onnx.load(str(path))
+    graphs = {kernels: exact_graph(model, signed=signed) for kernels, signed in KERNELS.items()}
+    x = preprocess(saturating_frames())
+    expected = Int8Reference(model).run(x)["embedding"]
+    for kernels, graph in graphs.items():
+        session = ort.InferenceSession(
+            graph.SerializeToString(),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+        if np.array_equal(session.run(["embedding"], {"input": x})[0], expected):
+            return session, kernels
+    raise ExactGraphError(
+        f"onnxruntime {ort.__version__}'s int8 convolutions ({', '.join(KERNELS)}) on this CPU"
+        f" ({cpu()['model']}) miss the known answer of the integer arithmetic, so features would"
+        " depend on the CPU; run on another CPU or onnxruntime version"
     )
 
 
@@ -71,7 +93,7 @@ class MobileNetV2Onnx:
                 " .onnx path, e.g. shared/models/mobilenetv2-imagenet-embed.onnx)"
             )
         try:
-            self.session = exact_session(path, threads)
+            self.session, self.kernels = exact_session(path, threads)
         except ExactGraphError as exc:
             raise BackboneError(f"ONNX model {path} cannot run as exact int8: {exc}") from exc
         except Exception as exc:  # onnx and onnxruntime raise their own untyped errors

@@ -10,9 +10,9 @@ A stage function decorated with :func:`memoised` is looked up under a key of
   backbone's weights (as notebook 01 resolved them) and of the paper's results;
 - the run folder's inputs: every file in it (``notebooks/`` and ``logs/`` aside) and the
   stages' records (without their ``run_only`` fields: wall-clock seconds, what came from the
-  cache) and figure lists in ``run.json``, except what the stage itself and the notebooks
-  after it wrote when they last ran (a rerun into the same folder finds those there; no stage
-  reads a later one's).
+  cache) and figure lists in ``run.json``, except what the stage itself wrote when it last ran
+  and what only the notebooks after it ever wrote (a rerun into the same folder finds those
+  there; no stage reads a later one's).
 
 Everything else a stage reads comes from the content-keyed cache, whose keys follow from
 those inputs (notebook 01, which makes the corpus's features, is not memoised). On a miss the
@@ -56,7 +56,7 @@ from .inputs import extracted_backbone, load_corpus
 from .records import RUN_ONLY
 from .run import Run
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3
 NOT_INPUTS = ("notebooks", "logs")
 PACKAGE = Path(__file__).resolve().parents[1]
 UNREADABLE = (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError, ValueError)
@@ -89,8 +89,8 @@ def _weights(run: Run) -> str:
         return ""
 
 
-def run_key(run: Run) -> str:
-    """What every stage's key of ``run`` holds before its notebook and run-folder inputs: the
+def stage_key(run: Run, notebook: str) -> str:
+    """The key of ``notebook``'s stage on ``run`` before its run-folder inputs: the
     environment, the params and the bytes of the files they name."""
     paper = resolve_path(run.params.paper_results)
     return spec_key(
@@ -100,12 +100,8 @@ def run_key(run: Run) -> str:
         corpus=[run.cache.digest(v.path) for v in load_corpus(run.params, run.cache)],
         weights=_weights(run),
         paper=file_digest(paper) if paper.is_file() else "",
+        notebook=notebook,
     )
-
-
-def stage_key(base: str, notebook: str) -> str:
-    """The key of ``notebook``'s stage on a run whose :func:`run_key` is ``base``."""
-    return spec_key(run=base, notebook=notebook)
 
 
 def _files(run: Run) -> dict[str, tuple[int, int, int]]:
@@ -156,12 +152,29 @@ def _outputs(run: Run, key: str) -> set[str] | None:
     return set(json.loads(index.read_text())) if index.is_file() else None
 
 
-def _later_outputs(run: Run, base: str, notebook: str) -> set[str]:
-    """What the notebooks after ``notebook`` wrote when last computed on a run whose
-    :func:`run_key` is ``base``: never an input of it, though a rerun into the same folder
-    finds them there."""
-    later = NOTEBOOKS[NOTEBOOKS.index(notebook) + 1 :] if notebook in NOTEBOOKS else ()
-    return set().union(*(_outputs(run, stage_key(base, n)) or set() for n in later))
+def _written(run: Run, notebook: str) -> Path:
+    """Where every output ``notebook``'s stage ever had, whatever the code and params, is
+    listed (relative to a run folder, over every run into this cache)."""
+    return run.cache.path("memo", f"outputs-{notebook}", ".json")
+
+
+def _ever(run: Run, notebook: str) -> set[str]:
+    path = _written(run, notebook)
+    return set(json.loads(path.read_text())) if path.is_file() else set()
+
+
+def _later_outputs(run: Run, notebook: str) -> set[str]:
+    """What only the notebooks after ``notebook`` ever wrote: never an input of it, though a
+    rerun into the same folder finds them there. By notebook, not by key, so that a rerun
+    after a code change finds the same inputs as the one after it."""
+    at = NOTEBOOKS.index(notebook) + 1 if notebook in NOTEBOOKS else len(NOTEBOOKS)
+    later = set().union(*(_ever(run, n) for n in NOTEBOOKS[at:]))
+    return later - set().union(*(_ever(run, n) for n in NOTEBOOKS[:at]))
+
+
+def _list(path: Path, names: set[str]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(sorted(names)))
 
 
 class _Pickler(pickle.Pickler):
@@ -235,9 +248,9 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
         def wrapper(run: Run) -> Result:
             if not run.params.memo or run.cache.fs is not None:
                 return stage(run)
-            base, stats = run_key(run), _files(run)
-            key, snapshot = stage_key(base, notebook), _snapshot(run, stats)
-            later, outputs = _later_outputs(run, base, notebook), _outputs(run, key)
+            key, stats = stage_key(run, notebook), _files(run)
+            snapshot = _snapshot(run, stats)
+            later, outputs = _later_outputs(run, notebook), _outputs(run, key)
             if outputs is not None:
                 entry = run.cache.path("memo", _entry_key(key, snapshot, outputs | later), ".zip")
                 if entry.is_file():
@@ -258,8 +271,9 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
             known = (outputs or set()) | {*written, *changes["deleted"], *records}
             entry = run.cache.path("memo", _entry_key(key, snapshot, known | later), ".zip")
             if _store(run, entry, result, changes) and known != outputs:
-                with atomic_path(_index(run, key)) as tmp:
-                    tmp.write_text(json.dumps(sorted(known)))
+                _list(_index(run, key), known)
+            if not known <= (ever := _ever(run, notebook)):
+                _list(_written(run, notebook), ever | known)
             run.put_memo(notebook, "computed")
             return result
 

@@ -1,17 +1,23 @@
-"""An exact integer-arithmetic NumPy reference of a QOperator int8 ONNX model, for tests.
+"""An exact integer-arithmetic NumPy reference of a QOperator int8 ONNX model: the known
+answer the exact onnxruntime session must give on :func:`saturating_frames` before it computes
+any feature (:func:`storyhash_core.backbones.mobilenet.exact_session`), and the tests' truth.
 
 Independent of onnxruntime and of :mod:`storyhash_core.backbones.exact_int8`: convolutions are
 int64 sums (no float, no summation-order question), and each layer is requantised by
 onnxruntime's rule (the accumulator times a float32 scale, rounded half to even, plus the zero
-point, clipped to uint8). :func:`pair_saturation` tells whether a layer's input would overflow
-the 16-bit pair sums of x86 u8×s8 kernels without VNNI (``vpmaddubsw``).
+point, clipped to uint8). Element-wise float32 operations are IEEE 754 on every CPU, so the
+answer is the same everywhere.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from .exact_int8 import ExactGraphError
 
 F32 = np.float32
 
@@ -43,15 +49,16 @@ def int_conv(x: np.ndarray, w: np.ndarray, group: int, stride: int, pad: int) ->
     p = _patches(x, w.shape[2:], stride, pad)
     if group == 1:
         return np.einsum("nckluv,mckl->nmuv", p, w, optimize=True)
-    assert group == x.shape[1] == w.shape[0] and w.shape[1] == 1, "depthwise or dense only"
+    if not (group == x.shape[1] == w.shape[0] and w.shape[1] == 1):
+        raise ExactGraphError(f"no reference for a convolution of {group} groups")
     return np.einsum("nckluv,ckl->ncuv", p, w[:, 0], optimize=True)
 
 
 class Int8Reference:
     """Evaluate a QOperator model's ``embedding`` path with exact integer arithmetic."""
 
-    def __init__(self, path) -> None:
-        self.model = onnx.load(str(path))
+    def __init__(self, model: onnx.ModelProto | str | Path) -> None:
+        self.model = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
         self.init = {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
 
     def value(self, name: str):
@@ -76,9 +83,10 @@ class Int8Reference:
                     np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]), 0, 255
                 ).astype(np.uint8)
             elif op == "QLinearConv":
-                assert attrs.get("dilations", [1, 1]) == [1, 1] and len(set(attrs["pads"])) == 1, (
-                    "plain convolutions only"
-                )
+                if attrs.get("dilations", [1, 1]) != [1, 1] or len(set(attrs["pads"])) != 1:
+                    raise ExactGraphError(
+                        f"no reference for {node.name or out}'s dilations or pads"
+                    )
                 xq = env[ins[0]].astype(np.int64) - int(self.value(ins[2]))
                 w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(
                     -1, 1, 1, 1
@@ -110,22 +118,10 @@ class Int8Reference:
             elif op == "Flatten":
                 env[out] = env[ins[0]].reshape(len(env[ins[0]]), -1)
             else:
-                raise NotImplementedError(f"no reference for {op}")
+                raise ExactGraphError(f"no reference for {op}")
             if output in env:
                 return env
         raise KeyError(output)
-
-
-def pair_saturation(x_u8: np.ndarray, w_s8: np.ndarray) -> int:
-    """How many 16-bit pair sums ``x[k]·w[k] + x[k+1]·w[k+1]`` (adjacent input channels of a 1×1
-    convolution, as ``vpmaddubsw`` forms them from raw uint8 activations and int8 weights) fall
-    outside int16 for activations ``x_u8`` (N, C, H, W) and weights ``w_s8`` (M, C, 1, 1)."""
-    x = x_u8.astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, x_u8.shape[1])
-    w = w_s8.astype(np.int64).reshape(len(w_s8), -1)
-    c = x.shape[1] // 2 * 2
-    products = x[:, None, :c] * w[None, :, :c]  # (pixels, M, C)
-    pairs = products[..., 0::2] + products[..., 1::2]
-    return int(((pairs > 32767) | (pairs < -32768)).sum())
 
 
 def saturating_frames() -> np.ndarray:
