@@ -108,8 +108,8 @@ ROUNDS = 20
 
 def machine_speed(params_file: Path) -> dict:
     """The bare model's frames/s and 2 fps sampling's videos/s on 8 DAVIS videos. The ratio
-    is the median over ``ROUNDS`` alternated rounds: one round's ratio, 53 frames, moves by
-    ±0.2 on this VM."""
+    is that of the two medians over ``ROUNDS`` alternated rounds: one round's ratio, 53
+    frames, moves by ±0.2 on this VM."""
     params = load_params(params_file)
     videos = [v for v in load_manifest(resolve_path(params.corpus.path)) if v.collection == "davis"]
     embed = run_isolated("embed", videos[:8], **stage_args("embed_mobilenet", Path(), ROUNDS))

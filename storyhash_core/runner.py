@@ -58,6 +58,20 @@ class NotebookError(StoryHashError):
     """A cell of a notebook in the sequence failed."""
 
 
+def portable_metadata(notebook: Path) -> None:
+    """Papermill's record of where the notebook was executed from and to, made portable
+    (project-relative), so a committed run names no machine's folders."""
+    import nbformat
+
+    data = nbformat.read(notebook, as_version=nbformat.NO_CONVERT)
+    record = data.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = portable(record[key])
+    with atomic_path(notebook) as tmp:
+        nbformat.write(data, tmp)
+
+
 def render_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
@@ -239,6 +253,7 @@ def _run_one(name: str, source: Path, params_file: Path, run_dir: Path, url: str
         record_timing(run_dir / "run.json", name, seconds)
         print(f"[storyhash] {name} took {seconds:.0f} s", flush=True)
         if target.is_file():
+            portable_metadata(target)
             render_html(target)
         if url:
             publish_tree(run_dir, url)

@@ -81,7 +81,7 @@ def files(run: Run) -> dict[str, bytes]:
     return {
         p.relative_to(run.dir).as_posix(): p.read_bytes()
         for p in run.dir.rglob("*")
-        if p.is_file() and p.parts[-2] != "notebooks" and p.name != "run.json"
+        if p.is_file() and p.parts[-2] not in ("notebooks", "logs") and p.name != "run.json"
     }
 
 
@@ -179,3 +179,33 @@ def test_a_rerun_after_a_code_change_computes_once_then_restores(make_run, monke
         "98_toy": "restored",
         "99_later": "restored",
     }
+
+
+@memoised("99_later")
+def later_writes_earlier(run: Run) -> None:
+    """A later stage of another code version that wrote the table ``toy`` reads."""
+    calls.append(f"later_v1:{run.dir.name}")
+    write_table(pd.DataFrame({"x": [9]}), run.path("tables", "earlier"))
+
+
+def test_a_later_notebook_s_file_rewritten_since_is_an_input_again(make_run, monkeypatch):
+    """Only files a later notebook wrote and nothing rewrote since are left out of a stage's
+    inputs: once notebook 01 (not memoised) or a person rewrites one, it counts again."""
+    monkeypatch.setattr(memo, "NOTEBOOKS", ("98_toy", "99_later"))
+    run = make_run("a")
+    later_writes_earlier(run)  # as if an older version's notebook 99 wrote tables/earlier.csv
+    toy(run)
+    write_table(pd.DataFrame({"x": [1, 2, 4]}), run.path("tables", "earlier"))  # 01 rewrites it
+    assert toy(run).record.total == 140.0  # 2 · (1 + 2 + 4) · 10, not a restored 180
+    assert calls == ["later_v1:a", "a", "a"]
+
+
+def test_unreadable_memo_bookkeeping_means_rerunning(make_run, monkeypatch):
+    monkeypatch.setattr(memo, "NOTEBOOKS", ("98_toy", "99_later"))
+    run = make_run("a")
+    toy(run)
+    later(run)
+    run.path("logs", "memo_writers.json").write_text("{not json")
+    toy(run)
+    later(run)
+    assert calls == ["a", "later:a", "a"]  # toy finds later's table as an input: one rerun

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from storyhash_core.errors import StoryHashError
-from storyhash_core.params import PROJECT_ROOT
+from storyhash_core.params import PROJECT_ROOT, portable
 from storyhash_core.runner import (
     NOTEBOOKS,
     NotebookError,
@@ -146,6 +146,9 @@ def test_the_sequence_renders_every_artifact(inside_project, capfd):
     for name in NOTEBOOKS:
         executed = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
         assert executed.cells[-1].execution_count, name
+        paths = executed.metadata.papermill  # where it ran from and to, project-relative
+        assert paths.input_path == f"notebooks/{name}.ipynb", name
+        assert paths.output_path == f"{portable(run_dir)}/notebooks/{name}.ipynb", name
         assert (run_dir / "notebooks" / f"{name}.html").stat().st_size > 10_000, name
     check_pages(run_dir)
     for name in NOTEBOOKS[1:]:  # each result page names its models and what they stand for
@@ -260,6 +263,9 @@ def test_the_committed_pages_name_no_machine_folder():
     for page in sorted((PROJECT_ROOT / "outputs" / "real" / "notebooks").glob("*.html")):
         text = page.read_text()
         assert "outputs/real" in text and not re.search(r"/[\w.-]+/outputs/real", text), page.name
+    for executed in sorted((PROJECT_ROOT / "outputs" / "real" / "notebooks").glob("*.ipynb")):
+        paths = nbformat.read(executed, as_version=4).metadata.papermill
+        assert paths.output_path == f"outputs/real/notebooks/{executed.name}", executed.name
 
 
 def test_a_scratch_run_starts_as_a_copy_and_never_overlaps_the_run(tmp_path):

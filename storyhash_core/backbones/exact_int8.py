@@ -185,7 +185,7 @@ def exact_graph(
             if weights.min() < -128 or weights.max() > 127:
                 raise ExactGraphError(
                     f"QLinearConv {node.name or out}: weights minus their zero point span"
-                    f" [{weights.min()}, {weights.max()}], beyond int8 (no u8×u8 form)"
+                    f" [{weights.min()}, {weights.max()}], beyond int8 (no integer-kernel form)"
                 )
             dtype, zero = (np.int8, 0) if signed else (np.uint8, 128)
             moved = [const(f"{p}/w", weights + zero, dtype), keep(w_scale)]

@@ -2,7 +2,8 @@
 answer the exact onnxruntime session must give on :func:`saturating_frames` before it computes
 any feature (:func:`storyhash_core.backbones.mobilenet.exact_session`), and the tests' truth.
 
-Independent of onnxruntime and of :mod:`storyhash_core.backbones.exact_int8`: convolutions are
+Independent of onnxruntime and of the rewrite in :mod:`storyhash_core.backbones.exact_int8`
+(it shares only its error type): convolutions are
 int64 sums (no float, no summation-order question), and each layer is requantised by
 onnxruntime's rule (the accumulator times a float32 scale, rounded half to even, plus the zero
 point, clipped to uint8). Element-wise float32 operations are IEEE 754 on every CPU, so the
@@ -83,7 +84,10 @@ class Int8Reference:
                     np.rint(env[ins[0]] / F32(self.value(ins[1]))) + self.value(ins[2]), 0, 255
                 ).astype(np.uint8)
             elif op == "QLinearConv":
-                if attrs.get("dilations", [1, 1]) != [1, 1] or len(set(attrs["pads"])) != 1:
+                if (
+                    attrs.get("dilations", [1, 1]) != [1, 1]
+                    or len(set(attrs.get("pads", [0]))) != 1
+                ):
                     raise ExactGraphError(
                         f"no reference for {node.name or out}'s dilations or pads"
                     )
@@ -91,7 +95,13 @@ class Int8Reference:
                 w = self.init[ins[3]].astype(np.int64) - self.init[ins[5]].astype(np.int64).reshape(
                     -1, 1, 1, 1
                 )
-                acc = int_conv(xq, w, attrs.get("group", 1), attrs["strides"][0], attrs["pads"][0])
+                acc = int_conv(
+                    xq,
+                    w,
+                    attrs.get("group", 1),
+                    attrs.get("strides", [1])[0],
+                    attrs.get("pads", [0])[0],
+                )
                 if len(ins) > 8:
                     acc += self.init[ins[8]].astype(np.int64).reshape(1, -1, 1, 1)
                 scale = (F32(self.value(ins[1])) * self.init[ins[4]].astype(F32)) / F32(

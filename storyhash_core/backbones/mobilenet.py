@@ -48,9 +48,11 @@ KERNELS = {"u8s8": True, "u8u8": False}  # onnxruntime's int8 convolutions, fast
 
 def exact_session(path: Path, threads: int = 1):
     """An onnxruntime session of the model at ``path`` rewritten to exact integer arithmetic,
-    through the fastest of :data:`KERNELS` that gives the known answer on this CPU (the int64
-    reference on :func:`~.int8_reference.saturating_frames`, which overflow 16-bit pair sums);
-    returns the session and the kernels' name. :class:`ExactGraphError` if none does."""
+    through the fastest of :data:`KERNELS` that gives the known answer on this CPU: on
+    :func:`~.int8_reference.saturating_frames` (which overflow 16-bit pair sums in most
+    pointwise layers), every convolution's output and the embedding equal the int64
+    reference's. Returns the session and the kernels' name; :class:`ExactGraphError` if no
+    choice gives the answer."""
     import onnx
     import onnxruntime as ort
 
@@ -61,18 +63,27 @@ def exact_session(path: Path, threads: int = 1):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+
+    def session(graph: onnx.ModelProto):
+        return ort.InferenceSession(
+            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+
     model = onnx.load(str(path))
     graphs = {kernels: exact_graph(model, signed=signed) for kernels, signed in KERNELS.items()}
     x = preprocess(saturating_frames())
-    expected = Int8Reference(model).run(x)["embedding"]
+    reference = Int8Reference(model).run(x)
     for kernels, graph in graphs.items():
-        session = ort.InferenceSession(
-            graph.SerializeToString(),
-            options,
-            providers=["CPUExecutionProvider"],
+        convs = [n.output[0] for n in graph.graph.node if n.op_type == "QLinearConv"]
+        checked = onnx.ModelProto()
+        checked.CopyFrom(graph)
+        checked.graph.output.extend(
+            onnx.helper.make_tensor_value_info(c, onnx.TensorProto.UINT8, None) for c in convs
         )
-        if np.array_equal(session.run(["embedding"], {"input": x})[0], expected):
-            return session, kernels
+        names = ["embedding", *convs]
+        found = session(checked).run(names, {"input": x})
+        if all(np.array_equal(f, reference[n]) for f, n in zip(found, names, strict=True)):
+            return session(graph), kernels
     raise ExactGraphError(
         f"onnxruntime {ort.__version__}'s int8 convolutions ({', '.join(KERNELS)}) on this CPU"
         f" ({cpu()['model']}) miss the known answer of the integer arithmetic, so features would"

@@ -11,8 +11,9 @@ A stage function decorated with :func:`memoised` is looked up under a key of
 - the run folder's inputs: every file in it (``notebooks/`` and ``logs/`` aside) and the
   stages' records (without their ``run_only`` fields: wall-clock seconds, what came from the
   cache) and figure lists in ``run.json``, except what the stage itself wrote when it last ran
-  and what only the notebooks after it ever wrote (a rerun into the same folder finds those
-  there; no stage reads a later one's).
+  and the files a later notebook wrote into this folder and nothing changed since
+  (``logs/memo_writers.json``; a rerun into the same folder finds those there; no stage reads
+  a later one's).
 
 Everything else a stage reads comes from the content-keyed cache, whose keys follow from
 those inputs (notebook 01, which makes the corpus's features, is not memoised). On a miss the
@@ -152,29 +153,44 @@ def _outputs(run: Run, key: str) -> set[str] | None:
     return set(json.loads(index.read_text())) if index.is_file() else None
 
 
-def _written(run: Run, notebook: str) -> Path:
-    """Where every output ``notebook``'s stage ever had, whatever the code and params, is
-    listed (relative to a run folder, over every run into this cache)."""
-    return run.cache.path("memo", f"outputs-{notebook}", ".json")
+def _writers_path(run: Run) -> Path:
+    """Which notebook last wrote each file of the run folder, and the file's stat then."""
+    return run.path("logs", "memo_writers.json")
 
 
-def _ever(run: Run, notebook: str) -> set[str]:
-    path = _written(run, notebook)
-    return set(json.loads(path.read_text())) if path.is_file() else set()
+def _writers(run: Run) -> dict[str, list]:
+    try:
+        return json.loads(_writers_path(run).read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: nothing is excluded, stages run
+        return {}
 
 
-def _later_outputs(run: Run, notebook: str) -> set[str]:
-    """What only the notebooks after ``notebook`` ever wrote: never an input of it, though a
-    rerun into the same folder finds them there. By notebook, not by key, so that a rerun
-    after a code change finds the same inputs as the one after it."""
-    at = NOTEBOOKS.index(notebook) + 1 if notebook in NOTEBOOKS else len(NOTEBOOKS)
-    later = set().union(*(_ever(run, n) for n in NOTEBOOKS[at:]))
-    return later - set().union(*(_ever(run, n) for n in NOTEBOOKS[:at]))
+def _later_outputs(run: Run, notebook: str, stats: dict[str, tuple[int, int, int]]) -> set[str]:
+    """The files of the folder that a notebook after ``notebook`` wrote and that are unchanged
+    since (same size, modification time and inode): never inputs of it, though a rerun into
+    the same folder finds them there. Kept per folder, not per key, so that a rerun after a
+    code change finds the same inputs as the one after it; a file anything else rewrote since
+    (notebook 01, an earlier stage, a person) is an input again."""
+    later = NOTEBOOKS[NOTEBOOKS.index(notebook) + 1 :] if notebook in NOTEBOOKS else ()
+    return {
+        rel
+        for rel, (writer, *stat) in _writers(run).items()
+        if writer in later and tuple(stat) == stats.get(rel)
+    }
 
 
-def _list(path: Path, names: set[str]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(sorted(names)))
+def _put_writer(run: Run, notebook: str, written: list[str], deleted: list[str]) -> None:
+    """Record that ``notebook`` wrote ``written`` (with their stats now) and deleted ``deleted``."""
+    writers = _writers(run)
+    now = _files(run)
+    writers.update({rel: [notebook, *now[rel]] for rel in written if rel in now})
+    for rel in deleted:
+        writers.pop(rel, None)
+    try:
+        with atomic_path(_writers_path(run)) as tmp:
+            tmp.write_text(json.dumps(writers, sort_keys=True))
+    except OSError as exc:
+        note(f"{notebook}: memo bookkeeping not written ({exc}): the next rerun may recompute")
 
 
 class _Pickler(pickle.Pickler):
@@ -224,9 +240,9 @@ def _inside(run: Run, rel: str) -> Path:
     return path
 
 
-def _restore(run: Run, entry: Path) -> Any:
+def _restore(run: Run, entry: Path) -> tuple[Any, dict]:
     """Put the stored files, deletions and ``run.json`` records back into ``run``; return the
-    stored result."""
+    stored result and the changes made."""
     with zipfile.ZipFile(entry) as z:
         changes = json.loads(z.read("changes.json"))
         result = _Unpickler(io.BytesIO(z.read("result.pkl")), run).load()
@@ -236,7 +252,7 @@ def _restore(run: Run, entry: Path) -> Any:
     for rel in changes["deleted"]:
         _inside(run, rel).unlink(missing_ok=True)
     run.put_records(changes["stages"], changes["figures"])
-    return result
+    return result, changes
 
 
 def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run], Result]]:
@@ -250,15 +266,16 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
                 return stage(run)
             key, stats = stage_key(run, notebook), _files(run)
             snapshot = _snapshot(run, stats)
-            later, outputs = _later_outputs(run, notebook), _outputs(run, key)
+            later, outputs = _later_outputs(run, notebook, stats), _outputs(run, key)
             if outputs is not None:
                 entry = run.cache.path("memo", _entry_key(key, snapshot, outputs | later), ".zip")
                 if entry.is_file():
                     try:
-                        result = _restore(run, entry)
+                        result, changes = _restore(run, entry)
                     except UNREADABLE as exc:
                         note(f"{notebook}: memo entry {entry.name} unreadable ({exc}): rerunning")
                     else:
+                        _put_writer(run, notebook, changes["written"], changes["deleted"])
                         run.put_memo(notebook, "restored")
                         note(f"{notebook}: restored from the cache (nothing it reads changed)")
                         return result
@@ -271,9 +288,9 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
             known = (outputs or set()) | {*written, *changes["deleted"], *records}
             entry = run.cache.path("memo", _entry_key(key, snapshot, known | later), ".zip")
             if _store(run, entry, result, changes) and known != outputs:
-                _list(_index(run, key), known)
-            if not known <= (ever := _ever(run, notebook)):
-                _list(_written(run, notebook), ever | known)
+                with atomic_path(_index(run, key)) as tmp:
+                    tmp.write_text(json.dumps(sorted(known)))
+            _put_writer(run, notebook, written, changes["deleted"])
             run.put_memo(notebook, "computed")
             return result
 
