@@ -144,9 +144,11 @@ def test_memo_false_runs_the_stage_every_time(make_run):
 
 @memoised("99_later")
 def later(run: Run) -> None:
-    """A stage after ``toy``: writes a table ``toy`` never reads."""
+    """A stage after ``toy``: writes a table and a record ``toy`` never reads (each run's
+    differ, as wall-clock values do)."""
     calls.append(f"later:{run.dir.name}")
     write_table(pd.DataFrame({"z": [len(calls)]}), run.path("tables", "later"))
+    run.put_records({"later": {"calls": len(calls)}}, {"99_later": []})
 
 
 def test_a_rerun_into_the_same_folder_restores(make_run, monkeypatch):

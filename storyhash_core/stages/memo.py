@@ -167,7 +167,8 @@ def _writers(run: Run) -> dict[str, list]:
 
 def _later_outputs(run: Run, notebook: str, stats: dict[str, tuple[int, int, int]]) -> set[str]:
     """The files of the folder that a notebook after ``notebook`` wrote and that are unchanged
-    since (same size, modification time and inode): never inputs of it, though a rerun into
+    since (same size, modification time and inode), and the ``run.json`` entries a later
+    notebook put: never inputs of it, though a rerun into
     the same folder finds them there. Kept per folder, not per key, so that a rerun after a
     code change finds the same inputs as the one after it; a file anything else rewrote since
     (notebook 01, an earlier stage, a person) is an input again."""
@@ -175,16 +176,23 @@ def _later_outputs(run: Run, notebook: str, stats: dict[str, tuple[int, int, int
     return {
         rel
         for rel, (writer, *stat) in _writers(run).items()
-        if writer in later and tuple(stat) == stats.get(rel)
+        if writer in later and (rel.startswith("run.json:") or tuple(stat) == stats.get(rel))
     }
 
 
-def _put_writer(run: Run, notebook: str, written: list[str], deleted: list[str]) -> None:
-    """Record that ``notebook`` wrote ``written`` (with their stats now) and deleted ``deleted``."""
+def _record_names(changes: dict) -> set[str]:
+    """The ``run.json`` entries a stage put, as its index names them."""
+    return {f"run.json:{part}.{k}" for part in ("stages", "figures") for k in changes[part]}
+
+
+def _put_writer(run: Run, notebook: str, changes: dict) -> None:
+    """Record that ``notebook`` wrote its ``changes``' files (with their stats now) and
+    ``run.json`` entries, and deleted its deleted files."""
     writers = _writers(run)
     now = _files(run)
-    writers.update({rel: [notebook, *now[rel]] for rel in written if rel in now})
-    for rel in deleted:
+    writers.update({rel: [notebook, *now[rel]] for rel in changes["written"] if rel in now})
+    writers.update({name: [notebook] for name in _record_names(changes)})
+    for rel in changes["deleted"]:
         writers.pop(rel, None)
     try:
         with atomic_path(_writers_path(run)) as tmp:
@@ -275,7 +283,7 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
                     except UNREADABLE as exc:
                         note(f"{notebook}: memo entry {entry.name} unreadable ({exc}): rerunning")
                     else:
-                        _put_writer(run, notebook, changes["written"], changes["deleted"])
+                        _put_writer(run, notebook, changes)
                         run.put_memo(notebook, "restored")
                         note(f"{notebook}: restored from the cache (nothing it reads changed)")
                         return result
@@ -284,13 +292,13 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
             now = _files(run)
             written = sorted(rel for rel, stat in now.items() if stats.get(rel) != stat)
             changes = {"written": written, "deleted": sorted(set(stats) - set(now)), **put}
-            records = {f"run.json:{part}.{k}" for part, kv in put.items() for k in kv}
+            records = _record_names(changes)
             known = (outputs or set()) | {*written, *changes["deleted"], *records}
             entry = run.cache.path("memo", _entry_key(key, snapshot, known | later), ".zip")
             if _store(run, entry, result, changes) and known != outputs:
                 with atomic_path(_index(run, key)) as tmp:
                     tmp.write_text(json.dumps(sorted(known)))
-            _put_writer(run, notebook, written, changes["deleted"])
+            _put_writer(run, notebook, changes)
             run.put_memo(notebook, "computed")
             return result
 
