@@ -72,8 +72,9 @@ def child(work: Path) -> None:
         "native": native.run(["embedding"], {"input": x})[0],
         "exact": exact.run(["embedding"], {"input": x})[0],
     }
+    model = onnx.load(str(ONNX))
     for name, signed in KERNELS.items():  # each kernel choice, whether the check takes it or not
-        graph = exact_graph(onnx.load(str(ONNX)), signed=signed).SerializeToString()
+        graph = exact_graph(model, signed=signed).SerializeToString()
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         out[f"exact_{name}"] = session.run(["embedding"], {"input": x})[0]
     clip, folder = sample_frames(CLIP, 2.0), sample_frames(FOLDER, 2.0, 24.0)

@@ -168,10 +168,10 @@ def _writers(run: Run) -> dict[str, list]:
 def _later_outputs(run: Run, notebook: str, stats: dict[str, tuple[int, int, int]]) -> set[str]:
     """The files of the folder that a notebook after ``notebook`` wrote and that are unchanged
     since (same size, modification time and inode), and the ``run.json`` entries a later
-    notebook put: never inputs of it, though a rerun into
-    the same folder finds them there. Kept per folder, not per key, so that a rerun after a
-    code change finds the same inputs as the one after it; a file anything else rewrote since
-    (notebook 01, an earlier stage, a person) is an input again."""
+    notebook put: never inputs of it, though a rerun into the same folder finds them there.
+    Kept per folder, not per key, so that a rerun after a code change finds the same inputs as
+    the one after it; a file anything else rewrote since (notebook 01, an earlier stage, a
+    person) is an input again."""
     later = NOTEBOOKS[NOTEBOOKS.index(notebook) + 1 :] if notebook in NOTEBOOKS else ()
     return {
         rel
@@ -185,11 +185,13 @@ def _record_names(changes: dict) -> set[str]:
     return {f"run.json:{part}.{k}" for part in ("stages", "figures") for k in changes[part]}
 
 
-def _put_writer(run: Run, notebook: str, changes: dict) -> None:
-    """Record that ``notebook`` wrote its ``changes``' files (with their stats now) and
-    ``run.json`` entries, and deleted its deleted files."""
+def _put_writer(
+    run: Run, notebook: str, changes: dict, now: dict[str, tuple[int, int, int]]
+) -> None:
+    """Record that ``notebook`` wrote its ``changes``' files (with their stats ``now``, as
+    :func:`_files` lists them after the stage) and ``run.json`` entries, and deleted its
+    deleted files."""
     writers = _writers(run)
-    now = _files(run)
     writers.update({rel: [notebook, *now[rel]] for rel in changes["written"] if rel in now})
     writers.update({name: [notebook] for name in _record_names(changes)})
     for rel in changes["deleted"]:
@@ -283,7 +285,7 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
                     except UNREADABLE as exc:
                         note(f"{notebook}: memo entry {entry.name} unreadable ({exc}): rerunning")
                     else:
-                        _put_writer(run, notebook, changes)
+                        _put_writer(run, notebook, changes, _files(run))
                         run.put_memo(notebook, "restored")
                         note(f"{notebook}: restored from the cache (nothing it reads changed)")
                         return result
@@ -298,7 +300,7 @@ def memoised(notebook: str) -> Callable[[Callable[[Run], Result]], Callable[[Run
             if _store(run, entry, result, changes) and known != outputs:
                 with atomic_path(_index(run, key)) as tmp:
                     tmp.write_text(json.dumps(sorted(known)))
-            _put_writer(run, notebook, changes)
+            _put_writer(run, notebook, changes, now)
             run.put_memo(notebook, "computed")
             return result
 
